@@ -1,0 +1,97 @@
+"""The ``pano360`` command line: thin commands over library functions, one-line errors.
+
+Every failure the user can act on is a :class:`~pano360.errors.Pano360Error`, printed as one
+line ``Error: ...`` on stderr with exit code 1 (2 for usage errors, as click does for bad flags).
+A traceback appears only with ``PANO360_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+
+from pano360 import __version__
+from pano360.commands import batch, convert, info, metrics, reframe, stabilize, tag, track, train
+from pano360.errors import Pano360Error
+
+app = typer.Typer(
+    name="pano360",
+    help="Turn an ordinary video into a 360-degree equirectangular video, then stabilise, reframe and measure it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+app.command("info", help="What a video is: size, rate, duration, rotation, audio, and whether it is 360.")(info.command)
+app.command("tag", help="Mark an equirectangular video as 360 (Spherical Video V1 + V2) without re-encoding.")(tag.command)
+app.command("track", help="Estimate every frame's camera rotation and the field of view; write a trajectory file.")(track.command)
+app.command("convert", help="Turn a perspective video into a full 360 equirectangular MP4.")(convert.command)
+app.command("batch", help="Convert every video in a folder (locally or on a Ray cluster).")(batch.command)
+app.command("reframe", help="Cut a flat (or tiny-planet / fisheye) shot out of a 360 video.")(reframe.command)
+app.command("stabilize", help="Stabilise a 360 video: lock or smooth its rotation, level the horizon.")(stabilize.command)
+app.command("metrics", help="Measure a 360 video: seam, left-right consistency, motion, coverage.")(metrics.command)
+app.command("train", help="Fit the panorama LoRA for Wan2.1 VACE on a folder of 360 videos.")(train.command)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"pano360 {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True, help="Print the version.")) -> None:
+    """pano360: perspective video to 360 video, and tools for 360 video."""
+
+
+def _debug() -> bool:
+    return os.environ.get("PANO360_DEBUG", "") not in ("", "0")
+
+
+# Typer >= 0.20 vendors its own click; older releases use click itself. Catch both.
+_USAGE_ERRORS = tuple({click.ClickException, getattr(typer, "TyperException", click.ClickException)})
+_EXITS = tuple({click.exceptions.Exit, typer.Exit})
+_ABORTS = tuple({click.exceptions.Abort, typer.Abort})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``pano360`` script: run the app, map failures to one line and an exit code."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except _EXITS as exc:
+        return int(getattr(exc, "exit_code", 0) or 0)
+    except _ABORTS:
+        print("Error: interrupted", file=sys.stderr)
+        return 130
+    except Pano360Error as exc:
+        if _debug():
+            raise
+        print(f"Error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        return exc.exit_code
+    except _USAGE_ERRORS as exc:
+        if _debug():
+            raise
+        msg = exc.format_message().replace("\n", " ").strip()
+        if msg:  # click's no-args-is-help raises with no message after printing the help
+            print(f"Error: {msg}", file=sys.stderr)
+        return int(getattr(exc, "exit_code", 2))
+    except KeyboardInterrupt:
+        print("Error: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        if _debug():
+            raise
+        print("Error: out of memory", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run() -> None:  # pragma: no cover - console script shim
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

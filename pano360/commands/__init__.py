@@ -1,0 +1,1 @@
+"""One module per CLI command; each keeps heavy imports (torch, diffusers) inside the command body."""

@@ -1,0 +1,10 @@
+"""`pano360 metrics` (not implemented yet)."""
+
+from __future__ import annotations
+
+from pano360.errors import Pano360Error
+
+
+def command() -> None:
+    """Not implemented yet."""
+    raise Pano360Error("pano360 metrics is not implemented yet")

@@ -1,0 +1,10 @@
+"""`pano360 reframe` (not implemented yet)."""
+
+from __future__ import annotations
+
+from pano360.errors import Pano360Error
+
+
+def command() -> None:
+    """Not implemented yet."""
+    raise Pano360Error("pano360 reframe is not implemented yet")

@@ -1,0 +1,1 @@
+"""Input and output at the edges: video decoding/encoding, 360 metadata, atomic output files."""

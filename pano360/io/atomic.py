@@ -1,0 +1,61 @@
+"""Outputs appear complete or not at all: write beside the target, then ``os.replace``."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from pano360.errors import Pano360Error, UsageError
+
+__all__ = ["check_output_path", "atomic_output"]
+
+
+def check_output_path(output: str | Path, overwrite: bool, inputs: tuple[str | Path, ...] = ()) -> Path:
+    """Check that ``output`` may be written: its folder exists, it is no input, and ``-y`` if it exists.
+
+    Raises UsageError with one line saying what is wrong.
+    """
+    out = Path(output)
+    if out.exists() and out.is_dir():
+        raise UsageError(f"output is a folder, not a file: {out}")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"output folder does not exist: {parent}")
+    for inp in inputs:
+        inp_path = Path(inp)
+        if inp_path.exists() and out.exists() and os.path.samefile(inp_path, out):
+            raise UsageError(f"output is the same file as the input: {out}")
+        if not out.exists() and inp_path.resolve() == out.resolve():
+            raise UsageError(f"output is the same file as the input: {out}")
+    if out.exists() and not overwrite:
+        raise UsageError(f"output exists: {out} (use -y/--overwrite to replace it)")
+    return out
+
+
+@contextmanager
+def atomic_output(output: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path in the target's folder; rename it onto ``output`` only on success.
+
+    On any exception, KeyboardInterrupt included, the temporary file is removed and nothing is
+    left at ``output``. The temporary name keeps the extension (muxers choose formats by it).
+    """
+    out = Path(output)
+    if out.exists() and not overwrite:
+        raise UsageError(f"output exists: {out} (use -y/--overwrite to replace it)")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"output folder does not exist: {parent}")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=f".part{out.suffix}", dir=parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        if not tmp.exists() or tmp.stat().st_size == 0:
+            raise Pano360Error(f"nothing was written for {out}")
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,1 @@
+"""Post-production on 360 videos: reframe, stabilise, metrics."""

@@ -1,0 +1,23 @@
+"""Spherical geometry: the ERP mapping, rotations, the pinhole camera and remap tables."""
+
+from pano360.project.camera import focal_from_hfov, hfov_from_focal, intrinsics, pixel_rays, project_to_pixels
+from pano360.project.erp import dirs_to_lonlat, dirs_to_uv, erp_pixel_dirs, lonlat_to_dirs, lonlat_to_uv, uv_to_dirs, uv_to_lonlat
+from pano360.project.remap import erp_to_persp, erp_to_persp_map, persp_footprint_map, persp_to_erp, rotate_erp, sample_erp
+from pano360.project.rotation import (
+    euler_to_matrix,
+    interpolate_rotations,
+    matrix_to_euler,
+    matrix_to_quat,
+    quat_to_matrix,
+    rotation_angle_deg,
+    slerp,
+    smooth_rotations,
+)
+
+__all__ = [
+    "focal_from_hfov", "hfov_from_focal", "intrinsics", "pixel_rays", "project_to_pixels",
+    "dirs_to_lonlat", "dirs_to_uv", "erp_pixel_dirs", "lonlat_to_dirs", "lonlat_to_uv", "uv_to_dirs", "uv_to_lonlat",
+    "erp_to_persp", "erp_to_persp_map", "persp_footprint_map", "persp_to_erp", "rotate_erp", "sample_erp",
+    "euler_to_matrix", "interpolate_rotations", "matrix_to_euler", "matrix_to_quat", "quat_to_matrix",
+    "rotation_angle_deg", "slerp", "smooth_rotations",
+]

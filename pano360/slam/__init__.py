@@ -1,0 +1,1 @@
+"""Camera rotation and field-of-view estimation from the video alone (produces a Trajectory)."""

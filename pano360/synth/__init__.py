@@ -1,0 +1,1 @@
+"""Synthetic phone clips filmed inside real panoramas along known camera paths (ground truth)."""

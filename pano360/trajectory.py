@@ -1,0 +1,122 @@
+"""The camera trajectory every stage passes around, and the trajectory JSON file of ``CONVENTIONS.md``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pano360.errors import Pano360Error
+from pano360.project.rotation import check_rotations, matrix_to_euler
+
+__all__ = ["Trajectory"]
+
+TRAJECTORY_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """Per-frame camera rotations of one clip.
+
+    Attributes:
+        time_s: ``(N,)`` presentation time of every decoded frame, seconds.
+        R: ``(N, 3, 3)`` camera-to-world rotations (``d_world = R[i] @ d_cam``); ``R[0]`` is usually I.
+        hfov_deg: horizontal field of view of the picture as the user sees it.
+        width, height: the picture size the FOV refers to (after display rotation).
+        inliers: ``(N,)`` feature inliers behind each estimate (0 where unknown).
+        source: the clip this came from (a name, for people).
+    """
+
+    time_s: np.ndarray
+    R: np.ndarray
+    hfov_deg: float
+    width: int
+    height: int
+    inliers: np.ndarray = field(default=None)  # type: ignore[assignment]
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        R = check_rotations(self.R)
+        if R.ndim != 3:
+            raise ValueError(f"R must be (N, 3, 3), got {R.shape}")
+        time_s = np.asarray(self.time_s, dtype=np.float64)
+        if time_s.shape != (R.shape[0],):
+            raise ValueError(f"time_s must be ({R.shape[0]},), got {time_s.shape}")
+        inliers = np.zeros(len(time_s), dtype=np.int64) if self.inliers is None else np.asarray(self.inliers, dtype=np.int64)
+        if inliers.shape != time_s.shape:
+            raise ValueError(f"inliers must be ({len(time_s)},), got {inliers.shape}")
+        object.__setattr__(self, "R", R)
+        object.__setattr__(self, "time_s", time_s)
+        object.__setattr__(self, "inliers", inliers)
+        object.__setattr__(self, "hfov_deg", float(self.hfov_deg))
+        object.__setattr__(self, "width", int(self.width))
+        object.__setattr__(self, "height", int(self.height))
+
+    def __len__(self) -> int:
+        return len(self.time_s)
+
+    def to_json(self) -> dict:
+        """The trajectory file's content as a JSON-ready dict (the format of ``CONVENTIONS.md``)."""
+        yaw, pitch, roll = matrix_to_euler(self.R) if len(self) else (np.zeros(0),) * 3
+        frames = [
+            {
+                "index": i,
+                "time_s": float(self.time_s[i]),
+                "R": [[float(x) for x in row] for row in self.R[i]],
+                "yaw_deg": float(yaw[i]),
+                "pitch_deg": float(pitch[i]),
+                "roll_deg": float(roll[i]),
+                "inliers": int(self.inliers[i]),
+            }
+            for i in range(len(self))
+        ]
+        return {
+            "version": TRAJECTORY_VERSION,
+            "source": self.source,
+            "width": self.width,
+            "height": self.height,
+            "hfov_deg": self.hfov_deg,
+            "frames": frames,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Trajectory":
+        """Build a Trajectory from the trajectory file's dict; raises Pano360Error when malformed."""
+        try:
+            frames = sorted(data["frames"], key=lambda f: f["index"])
+            if not frames:
+                raise ValueError("it has no frames")
+            return cls(
+                time_s=np.array([f["time_s"] for f in frames], dtype=np.float64),
+                R=np.array([f["R"] for f in frames], dtype=np.float64),
+                hfov_deg=float(data["hfov_deg"]),
+                width=int(data["width"]),
+                height=int(data["height"]),
+                inliers=np.array([f.get("inliers", 0) for f in frames], dtype=np.int64),
+                source=str(data.get("source", "")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise Pano360Error(f"not a valid trajectory file: {exc}") from None
+
+    def save(self, path: str | Path) -> None:
+        """Write the trajectory file atomically."""
+        from pano360.io.atomic import atomic_output
+
+        with atomic_output(path, overwrite=True) as tmp:
+            Path(tmp).write_text(json.dumps(self.to_json(), indent=1))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Trajectory":
+        """Read a trajectory file; raises Pano360Error on a missing or malformed file."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise Pano360Error(f"trajectory file not found: {path}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise Pano360Error(f"cannot read trajectory file {path}: {exc}") from None
+        if not isinstance(data, dict):
+            raise Pano360Error(f"not a valid trajectory file: {path}")
+        return cls.from_json(data)
