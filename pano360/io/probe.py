@@ -1,0 +1,189 @@
+"""What a video file is (size, rate, duration, codec, rotation, audio, 360 metadata), and the
+one check every command runs on its input video: :func:`validate_video_input`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from pano360.errors import Pano360Error
+from pano360.io import mp4box
+from pano360.io.spherical import SphericalInfo, read_spherical
+
+__all__ = ["VideoInfo", "probe_video", "validate_video_input"]
+
+# Demuxers that read still images (a .png/.jpg opens as a one-frame "video").
+_IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "gif_pipe",
+                  "pgm_pipe", "ppm_pipe", "jpegxl_pipe", "qoi_pipe", "dpx_pipe", "exr_pipe", "svg_pipe")
+_STILL_CODECS = {"png", "mjpeg", "jpeg2000", "webp", "bmp", "tiff", "ppm", "pgm", "jpegxl", "qoi"}
+_MP4_SUFFIXES = {".mp4", ".m4v", ".mov", ".3gp"}
+_MP4_BRANDS = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"uuid", b"pnot"}
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """A probed video. ``width``/``height`` are upright (display rotation applied, what
+    :func:`pano360.io.reader.iter_frames` yields); ``coded_*`` as stored. ``rotation_deg`` is the
+    display rotation, counter-clockwise, in {0, 90, 180, 270}. ``frame_count`` is the container's
+    count when it stores one, else ``round(duration_s * fps)`` (``frame_count_exact`` says which)."""
+
+    path: Path
+    container: str
+    size_bytes: int
+    width: int
+    height: int
+    coded_width: int
+    coded_height: int
+    rotation_deg: int
+    fps: Fraction
+    duration_s: float
+    frame_count: int
+    frame_count_exact: bool
+    codec: str
+    pix_fmt: str
+    bit_depth: int
+    has_audio: bool
+    audio_codec: str | None
+    spherical: SphericalInfo | None
+
+    @property
+    def is_360(self) -> bool:
+        """Carries 360 metadata (whatever its projection)."""
+        return self.spherical is not None
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (fps as a float plus its exact fraction)."""
+        d = asdict(self)
+        d["path"] = str(self.path)
+        d["fps"] = float(self.fps)
+        d["fps_fraction"] = f"{self.fps.numerator}/{self.fps.denominator}"
+        d["spherical"] = self.spherical.to_dict() if self.spherical is not None else None
+        d["is_360"] = self.is_360
+        return d
+
+
+def _check_file(path: Path) -> int:
+    if not path.exists():
+        raise Pano360Error(f"input not found: {path}")
+    if path.is_dir():
+        raise Pano360Error(f"input is a folder, not a video file: {path}")
+    size = path.stat().st_size
+    if size == 0:
+        raise Pano360Error(f"input is an empty file (0 bytes): {path}")
+    return size
+
+
+def _check_mp4_structure(path: Path, size: int) -> None:
+    """For MP4-like files, a whole box structure: catches a cut-off download before decoding."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if len(head) < 8 or head[4:8] not in _MP4_BRANDS:
+        return
+    seen: set[bytes] = set()
+    try:
+        with open(path, "rb") as f:
+            for box in mp4box.iter_top_level(f, size):
+                seen.add(box.type)
+    except mp4box.Mp4Error as exc:
+        if not {b"moov", b"mdat"} <= seen:  # junk after a whole moov + mdat is harmless
+            raise Pano360Error(f"truncated or damaged MP4 ({exc}): {path}") from None
+    if b"moov" not in seen:
+        raise Pano360Error(f"truncated or damaged MP4 (no moov index box): {path}")
+
+
+def _rate(stream) -> Fraction | None:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate is not None and rate > 0:
+            return Fraction(rate.numerator, rate.denominator)
+    return None
+
+
+def _codec_name(stream) -> str:
+    """The codec's canonical name (``mp3``, not the decoder's ``mp3float``)."""
+    codec = stream.codec_context.codec
+    return getattr(codec, "canonical_name", None) or codec.name
+
+
+def _bit_depth(pix_fmt: str | None) -> int:
+    if not pix_fmt:
+        return 8
+    try:
+        return int(av.VideoFormat(pix_fmt).components[0].bits)
+    except (ValueError, IndexError, av.error.FFmpegError):
+        return 8
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Probe a video file: opens it and decodes its first frame (for the display rotation and to
+    prove it decodes). Raises Pano360Error with one line when it is not a readable video."""
+    path = Path(path)
+    size = _check_file(path)
+    _check_mp4_structure(path, size)
+    try:
+        container = av.open(str(path))
+    except av.error.InvalidDataError:
+        raise Pano360Error(f"not a video file (unknown or damaged format): {path}") from None
+    except (av.error.FFmpegError, OSError) as exc:
+        raise Pano360Error(f"cannot open video {path}: {exc}") from None
+    with container:
+        fmt = container.format.name
+        if not container.streams.video:
+            kinds = sorted({s.type for s in container.streams})
+            what = "audio-only file" if "audio" in kinds else "file without a video stream"
+            raise Pano360Error(f"{what}, no video to read: {path}")
+        stream = container.streams.video[0]
+        codec = _codec_name(stream)
+        if fmt in _IMAGE_FORMATS or fmt.endswith("_pipe") or (codec in _STILL_CODECS and (stream.frames or 0) <= 1
+                                                             and not stream.duration):
+            raise Pano360Error(f"still image, not a video ({codec}): {path}")
+        audio = container.streams.audio[0] if container.streams.audio else None
+        try:
+            first = next(container.decode(stream), None)
+        except av.error.FFmpegError as exc:
+            raise Pano360Error(f"cannot decode the first frame of {path}: {exc}") from None
+        if first is None:
+            raise Pano360Error(f"video stream has no decodable frames: {path}")
+        rotation = int(round(first.rotation or 0)) % 360
+        if rotation not in (0, 90, 180, 270):
+            raise Pano360Error(f"unsupported display rotation of {rotation} degrees: {path}")
+        coded_w, coded_h = first.width, first.height
+        pix_fmt = stream.codec_context.pix_fmt or first.format.name
+        fps = _rate(stream)
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1_000_000
+        else:
+            duration = 0.0
+        if fps is None:
+            fps = Fraction(30)
+        frames = int(stream.frames or 0)
+        exact = frames > 0
+        if not exact:
+            frames = max(1, int(round(duration * float(fps))))
+        width, height = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
+        info = VideoInfo(
+            path=path, container=fmt, size_bytes=size, width=width, height=height,
+            coded_width=coded_w, coded_height=coded_h, rotation_deg=rotation, fps=fps,
+            duration_s=duration, frame_count=frames, frame_count_exact=exact, codec=codec,
+            pix_fmt=pix_fmt, bit_depth=_bit_depth(pix_fmt), has_audio=audio is not None,
+            audio_codec=_codec_name(audio) if audio is not None else None,
+            spherical=None,
+        )
+    spherical = read_spherical(path) if fmt.startswith("mov") else None
+    if spherical is not None:
+        info = VideoInfo(**{**info.__dict__, "spherical": spherical})
+    return info
+
+
+def validate_video_input(path: str | Path) -> VideoInfo:
+    """Check a command's input video and return its :class:`VideoInfo`.
+
+    One-line Pano360Error for: a missing file, a folder, an empty file, a file that is no video
+    (text named .mp4, a still image), an audio-only file, a truncated MP4, a video that does not
+    decode.
+    """
+    return probe_video(path)
