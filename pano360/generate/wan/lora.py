@@ -1,0 +1,151 @@
+"""LoRA adapters for the Wan transformer: read any common key format, inject with peft, save.
+
+Accepted files (safetensors): peft/diffusers keys (``transformer.blocks.N.attn1.to_q.lora_A.weight``),
+original Wan / DiffSynth / ComfyUI keys (``diffusion_model.blocks.N.self_attn.q.lora_A.weight``) and
+musubi-tuner keys (``lora_unet_blocks_N_self_attn_q.lora_down.weight``); diffusers'
+``WanLoraLoaderMixin.lora_state_dict`` converts the last two. A file whose keys match nothing (e.g.
+DiffSynth keys without the ``diffusion_model.`` prefix, which diffusers loads "fine" with only a
+warning) is refused: we count the tensors that really landed in the transformer.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pano360.errors import Pano360Error
+
+__all__ = [
+    "PANOLORA_TARGETS",
+    "add_lora",
+    "count_lora_tensors",
+    "inject_lora",
+    "lora_state_dict",
+    "read_lora",
+    "save_lora",
+]
+
+# PanoLora / Matrix-3D: rank 16 on attention q, k, v, o and both FFN linears.
+PANOLORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2")
+
+_FORMATS = (
+    "expected peft/diffusers keys 'transformer.blocks.N.attn1.to_q.lora_A.weight', original Wan/DiffSynth/"
+    "ComfyUI keys 'diffusion_model.blocks.N.self_attn.q.lora_A.weight' or musubi keys 'lora_unet_...'"
+)
+
+
+def read_lora(path: str | Path) -> tuple[dict, dict | None]:
+    """Read a LoRA safetensors file and return ``(state_dict in diffusers keys, metadata or None)``.
+
+    Keys come back as ``transformer.<module>.lora_A.weight`` / ``lora_B.weight``; ``metadata`` is
+    the peft ``LoraConfig`` (rank, alpha, targets) when the file carries one.
+    """
+    from diffusers.loaders import WanLoraLoaderMixin
+
+    path = Path(path)
+    if not path.is_file():
+        raise Pano360Error(f"LoRA file not found: {path}")
+    try:
+        sd, meta = WanLoraLoaderMixin.lora_state_dict(str(path), return_lora_metadata=True)
+    except Exception as exc:
+        raise Pano360Error(f"could not read LoRA {path}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+    if not sd:
+        raise Pano360Error(f"LoRA {path} holds no tensors")
+    return sd, meta
+
+
+def count_lora_tensors(transformer: Any, adapter_name: str) -> int:
+    """How many LoRA A/B weight tensors of ``adapter_name`` the transformer holds."""
+    tag_a, tag_b = f".lora_A.{adapter_name}.", f".lora_B.{adapter_name}."
+    return sum(1 for name, _ in transformer.named_parameters() if tag_a in name or tag_b in name)
+
+
+def inject_lora(transformer: Any, lora: str | Path | dict, scale: float = 1.0, adapter_name: str = "pano360") -> int:
+    """Inject a LoRA into ``transformer`` with peft, active at ``scale``; return the injected tensor count.
+
+    ``lora`` is a file (any format in the module docstring) or a diffusers-keyed state dict.
+    Raises ``Pano360Error`` when no tensor was injected, naming the key format it found.
+    """
+    if isinstance(lora, dict):
+        sd, meta, where = dict(lora), None, "state dict"
+    else:
+        (sd, meta), where = read_lora(lora), str(lora)
+    n_file = sum(1 for k in sd if ".lora_A." in k or ".lora_B." in k or ".lora_down." in k or ".lora_up." in k)
+    ours = {k: v for k, v in sd.items() if k.startswith("transformer.")}
+    if not ours:
+        example = next(iter(sd))
+        raise Pano360Error(f"LoRA {where}: none of its {len(sd)} tensors fit the Wan transformer (keys like {example!r}); {_FORMATS}")
+    if adapter_name in getattr(transformer, "peft_config", {}):
+        transformer.delete_adapters(adapter_name)
+    try:
+        transformer.load_lora_adapter(ours, adapter_name=adapter_name, prefix="transformer", metadata=meta)
+    except Exception as exc:
+        raise Pano360Error(f"could not inject LoRA {where}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+    injected = count_lora_tensors(transformer, adapter_name)
+    if injected == 0:
+        raise Pano360Error(f"LoRA {where}: 0 of its {n_file} tensors were injected into the transformer; {_FORMATS}")
+    if injected < n_file:
+        from pano360.console import note
+
+        note(f"LoRA {where}: only {injected} of {n_file} tensors matched the transformer")
+    transformer.set_adapters([adapter_name], weights=[float(scale)])
+    return injected
+
+
+def add_lora(
+    transformer: Any,
+    rank: int = 16,
+    alpha: float | None = None,
+    targets: tuple[str, ...] = PANOLORA_TARGETS,
+    adapter_name: str = "default",
+):
+    """Add a fresh trainable LoRA (peft, B = 0 so the model is unchanged) and return its ``LoraConfig``."""
+    from peft import LoraConfig
+
+    config = LoraConfig(r=rank, lora_alpha=alpha if alpha is not None else rank, init_lora_weights=True, target_modules=list(targets))
+    transformer.add_adapter(config, adapter_name=adapter_name)
+    return config
+
+
+def lora_state_dict(transformer: Any, adapter_name: str = "default") -> dict:
+    """The adapter's weights in peft module keys (``blocks.0.attn1.to_q.lora_A.weight``, no prefix)."""
+    from peft.utils import get_peft_model_state_dict
+
+    return get_peft_model_state_dict(transformer, adapter_name=adapter_name)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (set, frozenset, tuple, list)):
+        return [_jsonable(v) for v in (sorted(obj) if isinstance(obj, (set, frozenset)) else obj)]
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    return str(obj)
+
+
+def save_lora(transformer: Any, path: str | Path, adapter_name: str = "default") -> Path:
+    """Save the adapter as a safetensors file diffusers' ``load_lora_weights`` (and :func:`inject_lora`) accepts.
+
+    Keys are ``transformer.blocks.N.attn1.to_q.lora_A.weight``; the peft config (rank, alpha,
+    targets) goes into the safetensors metadata so alpha != rank survives the round trip.
+    """
+    from diffusers.loaders import WanLoraLoaderMixin
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise Pano360Error(f"LoRA output must end in .safetensors, got {path.name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sd = lora_state_dict(transformer, adapter_name)
+    if not sd:
+        raise Pano360Error(f"the transformer has no LoRA adapter named {adapter_name!r} to save")
+    meta = _jsonable(transformer.peft_config[adapter_name].to_dict())
+    json.dumps(meta)  # fail here, not inside the writer
+    WanLoraLoaderMixin.save_lora_weights(
+        save_directory=str(path.parent),
+        transformer_lora_layers=sd,
+        weight_name=path.name,
+        transformer_lora_adapter_metadata=meta,
+    )
+    return path
