@@ -10,65 +10,184 @@ import numpy as np
 
 from pano360.errors import Pano360Error
 
-__all__ = ["VideoWriter"]
+__all__ = ["VideoWriter", "CODECS", "MP4_AUDIO_CODECS"]
 
-_CODECS = {"h264": "libx264", "hevc": "libx265"}
+CODECS = {"h264": "libx264", "hevc": "libx265"}
+_CODECS = CODECS
+# Audio codecs the MP4 muxer takes and common players play; others are re-encoded to AAC.
+MP4_AUDIO_CODECS = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}
+_PRESETS = {"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"}
 
 
 class VideoWriter:
     """Encode RGB frames to an MP4 one at a time.
 
-    Use as a context manager; ``write(rgb)`` per frame. ``audio_from`` names a file whose first
-    audio stream is copied packet by packet (not re-encoded).
+    Use as a context manager; ``write(rgb)`` per ``(height, width, 3) uint8`` frame. ``codec`` is
+    "h264" (libx264, ``avc1``) or "hevc" (libx265 tagged ``hvc1`` so Apple players and YouTube take
+    it); ``crf``/``preset`` go to the encoder; pixels are yuv420p and sizes must be even.
+    ``audio_from`` names a file whose first audio stream is copied packet by packet (remuxed, not
+    re-encoded; re-encoded to AAC only when the codec cannot go in an MP4), aligned to that file's
+    first video frame and cut at the end of the written video. Nothing cleans up the file on an
+    error: wrap the path in :func:`pano360.io.atomic.atomic_output`.
     """
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float | Fraction, codec: str = "h264",
-                 crf: int = 18, preset: str = "medium", audio_from: str | Path | None = None) -> None:
-        if width % 2 or height % 2:
-            raise Pano360Error(f"video size must be even, got {width}x{height}")
-        if codec not in _CODECS:
-            raise Pano360Error(f"unknown codec {codec!r}; choose one of {', '.join(_CODECS)}")
+                 crf: int = 18, preset: str = "medium", audio_from: str | Path | None = None, *,
+                 faststart: bool = True) -> None:
+        if width <= 0 or height <= 0 or width % 2 or height % 2:
+            raise Pano360Error(f"video size must be positive and even, got {width}x{height}")
+        if codec not in CODECS:
+            raise Pano360Error(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}")
+        if not 0 <= int(crf) <= 51:
+            raise Pano360Error(f"crf must be within 0..51, got {crf}")
+        if preset not in _PRESETS:
+            raise Pano360Error(f"unknown preset {preset!r}; choose one of {', '.join(sorted(_PRESETS))}")
+        rate = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(1001000)
+        if rate <= 0:
+            raise Pano360Error(f"frame rate must be positive, got {fps}")
         self.path = Path(path)
-        self._container = av.open(str(self.path), mode="w")
-        rate = Fraction(fps).limit_denominator(1001000) if not isinstance(fps, Fraction) else fps
-        self._stream = self._container.add_stream(_CODECS[codec], rate=rate)
-        self._stream.width = width
-        self._stream.height = height
-        self._stream.pix_fmt = "yuv420p"
-        self._stream.options = {"crf": str(crf), "preset": preset}
-        if codec == "hevc":
-            self._stream.codec_tag = "hvc1"
-            self._stream.options["x265-params"] = "log-level=error"
+        self.width, self.height, self.fps = width, height, rate
+        self.frames_written = 0
+        self._closed = False
         self._audio_src = None
-        self._audio_in = None
-        self._audio_out = None
-        if audio_from is not None:
-            src = av.open(str(audio_from))
-            if src.streams.audio:
-                self._audio_src = src
-                self._audio_in = src.streams.audio[0]
-                self._audio_out = self._container.add_stream_from_template(self._audio_in)
+        self._audio_packets = None
+        self._pending = None
+        self._audio_encoder = None
+        try:
+            self._container = av.open(str(self.path), mode="w", format="mp4",
+                                      options={"movflags": "+faststart"} if faststart else {})
+        except (av.error.FFmpegError, OSError) as exc:
+            raise Pano360Error(f"cannot write {self.path}: {exc}") from None
+        try:
+            self._stream = self._container.add_stream(CODECS[codec], rate=rate)
+            self._stream.width = width
+            self._stream.height = height
+            self._stream.pix_fmt = "yuv420p"
+            options = {"crf": str(int(crf)), "preset": preset}
+            if codec == "hevc":
+                self._stream.codec_tag = "hvc1"
+                options["x265-params"] = "log-level=error"
+            self._stream.options = options
+            if audio_from is not None:
+                self._open_audio(Path(audio_from))
+        except BaseException:
+            self._abort()
+            raise
+
+    # -- audio ------------------------------------------------------------------------------
+
+    def _open_audio(self, src_path: Path) -> None:
+        try:
+            src = av.open(str(src_path))
+        except (av.error.FFmpegError, OSError) as exc:
+            raise Pano360Error(f"cannot read audio from {src_path}: {exc}") from None
+        if not src.streams.audio:
+            src.close()
+            return
+        self._audio_src = src
+        ain = src.streams.audio[0]
+        # The reader puts the first video frame at t = 0: shift the audio the same way.
+        start = 0.0
+        if src.streams.video and src.streams.video[0].start_time is not None:
+            vs = src.streams.video[0]
+            start = float(vs.start_time * vs.time_base)
+        self._audio_shift = start
+        name = ain.codec_context.codec.canonical_name if ain.codec_context.codec else ain.codec_context.name
+        if name in MP4_AUDIO_CODECS:
+            self._audio_out = self._container.add_stream_from_template(ain)
+            self._audio_in = ain
+        else:
+            rate = ain.codec_context.sample_rate or 48000
+            self._audio_out = self._container.add_stream("aac", rate=rate)
+            self._audio_out.layout = ain.codec_context.layout.name if ain.codec_context.layout else "stereo"
+            self._audio_in = ain
+            self._audio_encoder = True
+        self._audio_packets = src.demux(ain)
+
+    def _audio_until(self, t_end: float | None) -> None:
+        """Mux source audio packets up to video time ``t_end`` (None: to the end)."""
+        if self._audio_packets is None:
+            return
+        tb_in = self._audio_in.time_base
+        while True:
+            pkt = self._pending
+            self._pending = None
+            if pkt is None:
+                try:
+                    pkt = next(self._audio_packets)
+                except (StopIteration, av.error.FFmpegError):
+                    self._audio_packets = None
+                    return
+            if pkt.dts is None or pkt.pts is None:
+                continue  # the demuxer's empty flush packet
+            t = float(pkt.pts * tb_in) - self._audio_shift
+            if t + float((pkt.duration or 0) * tb_in) < -0.05:
+                continue  # wholly before the first video frame (priming packets ending at 0 stay)
+            if t_end is not None and t >= t_end:
+                self._pending = pkt
+                return
+            shift = int(round(self._audio_shift / tb_in))
+            if self._audio_encoder:
+                for frame in pkt.decode():
+                    frame.pts = None
+                    for out in self._audio_out.encode(frame):
+                        self._container.mux(out)
             else:
-                src.close()
+                pkt.pts -= shift
+                pkt.dts -= shift
+                pkt.stream = self._audio_out
+                self._container.mux(pkt)
+
+    # -- video ------------------------------------------------------------------------------
 
     def write(self, rgb: np.ndarray) -> None:
-        """Encode one ``(h, w, 3) uint8`` RGB frame."""
+        """Encode one ``(height, width, 3) uint8`` RGB frame."""
+        if self._closed:
+            raise Pano360Error(f"writer for {self.path} is closed")
+        if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
+            raise ValueError(f"frame must be ({self.height}, {self.width}, 3) uint8, got {rgb.shape} {rgb.dtype}")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+        frame.pts = self.frames_written
+        frame.time_base = 1 / self.fps
+        try:
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+        except av.error.FFmpegError as exc:
+            raise Pano360Error(f"encoding {self.path} failed: {exc}") from None
+        self.frames_written += 1
+        self._audio_until(self.frames_written / float(self.fps))
 
     def close(self) -> None:
-        """Flush the encoder, copy the audio, close the file."""
-        for packet in self._stream.encode():
-            self._container.mux(packet)
-        if self._audio_src is not None:
-            for packet in self._audio_src.demux(self._audio_in):
-                if packet.dts is None:
-                    continue
-                packet.stream = self._audio_out
+        """Flush the encoder, copy the rest of the audio (up to the video's end), close the file."""
+        if self._closed:
+            return
+        try:
+            for packet in self._stream.encode():
                 self._container.mux(packet)
-            self._audio_src.close()
-        self._container.close()
+            self._audio_until(self.frames_written / float(self.fps))
+            self._audio_packets = None
+            if self._audio_encoder:
+                for out in self._audio_out.encode(None):
+                    self._container.mux(out)
+        except av.error.FFmpegError as exc:
+            self._abort()
+            raise Pano360Error(f"encoding {self.path} failed: {exc}") from None
+        self._closed = True
+        try:
+            self._container.close()
+        finally:
+            if self._audio_src is not None:
+                self._audio_src.close()
+
+    def _abort(self) -> None:
+        """Close everything without flushing (the caller removes the partial file)."""
+        self._closed = True
+        for closer in (getattr(self, "_container", None), self._audio_src):
+            if closer is not None:
+                try:
+                    closer.close()
+                except Exception:  # noqa: BLE001 - best effort on the error path
+                    pass
 
     def __enter__(self) -> "VideoWriter":
         return self
@@ -77,8 +196,4 @@ class VideoWriter:
         if exc_type is None:
             self.close()
         else:
-            try:
-                self._container.close()
-            finally:
-                if self._audio_src is not None:
-                    self._audio_src.close()
+            self._abort()
