@@ -1,10 +1,48 @@
-"""`pano360 tag` (not implemented yet)."""
+"""`pano360 tag IN OUT [--stereo ...] [-y]`: mark an equirectangular MP4 as 360 without re-encoding."""
 
 from __future__ import annotations
 
-from pano360.errors import Pano360Error
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pano360.commands._options import OverwriteOpt, QuietOpt
 
 
-def command() -> None:
-    """Not implemented yet."""
-    raise Pano360Error("pano360 tag is not implemented yet")
+class Stereo(str, Enum):
+    none = "none"
+    top_bottom = "top-bottom"
+    left_right = "left-right"
+
+
+def command(
+    input: Annotated[Path, typer.Argument(help="An equirectangular MP4 (H.264 or HEVC).", show_default=False)],
+    output: Annotated[Path, typer.Argument(help="Where to write the tagged copy.", show_default=False)],
+    stereo: Annotated[Stereo, typer.Option("--stereo", help="Stereo layout of the frames.")] = Stereo.none,
+    faststart: Annotated[bool, typer.Option("--faststart/--keep-layout",
+                                            help="Put the index (moov) first for streaming.")] = True,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Add Spherical Video V1 + V2 metadata (what Google's Spatial Media injector does); the media
+    data is copied byte for byte and the input is never changed."""
+    from pano360.console import note
+    from pano360.errors import Pano360Error, UsageError
+    from pano360.io.atomic import atomic_output, check_output_path
+    from pano360.io.probe import validate_video_input
+    from pano360.io.spherical import inject_spherical
+
+    info = validate_video_input(input)
+    check_output_path(output, overwrite, inputs=(input,))
+    if not info.container.startswith("mov"):
+        raise UsageError(f"input must be an MP4/MOV file, got {info.container}: {input}")
+    if info.spherical is not None and not info.spherical.supported and info.spherical.projection != "equirectangular":
+        raise Pano360Error(f"input is a {info.spherical.projection}-projection 360 video; "
+                           f"only equirectangular can be tagged: {input}")
+    if abs(info.width - 2 * info.height) > 2 and stereo == Stereo.none:
+        note(f"warning: {info.width}x{info.height} is not 2:1; an equirectangular frame usually is", quiet)
+    with atomic_output(output, overwrite=overwrite) as tmp:
+        inject_spherical(input, tmp, stereo=stereo.value, faststart=faststart)
+    note(f"wrote {output} (360 equirectangular, stereo {stereo.value})", quiet)

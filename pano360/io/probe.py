@@ -9,7 +9,7 @@ from pathlib import Path
 
 import av
 
-from pano360.errors import Pano360Error
+from pano360.errors import Pano360Error, UsageError
 from pano360.io import mp4box
 from pano360.io.spherical import SphericalInfo, read_spherical
 
@@ -67,9 +67,9 @@ class VideoInfo:
 
 def _check_file(path: Path) -> int:
     if not path.exists():
-        raise Pano360Error(f"input not found: {path}")
+        raise UsageError(f"input not found: {path}")
     if path.is_dir():
-        raise Pano360Error(f"input is a folder, not a video file: {path}")
+        raise UsageError(f"input is a folder, not a video file: {path}")
     size = path.stat().st_size
     if size == 0:
         raise Pano360Error(f"input is an empty file (0 bytes): {path}")
@@ -182,7 +182,7 @@ def probe_video(path: str | Path) -> VideoInfo:
 def validate_video_input(path: str | Path) -> VideoInfo:
     """Check a command's input video and return its :class:`VideoInfo`.
 
-    One-line Pano360Error for: a missing file, a folder, an empty file, a file that is no video
+    One-line UsageError (exit 2) for a missing path or a folder; Pano360Error (exit 1) for an empty file, a file that is no video
     (text named .mp4, a still image), an audio-only file, a truncated MP4, a video that does not
     decode.
     """
