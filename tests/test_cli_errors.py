@@ -1,0 +1,160 @@
+"""Bad input gets one line on stderr, the right exit code, no traceback, no file left behind."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from pano360.cli import main
+from tests.conftest import shared_file
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _clip(path: Path, moov_first: bool, frames: int = 12) -> Path:
+    opts = {"movflags": "+faststart"} if moov_first else {}
+    with av.open(str(path), "w", options=opts) as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 32, "yuv420p"
+        s.options = {"preset": "ultrafast"}
+        rng = np.random.default_rng(0)
+        for _ in range(frames):
+            img = rng.integers(0, 255, (32, 64, 3), dtype=np.uint8)
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+def _audio_only(path: Path) -> Path:
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("aac", rate=16000)
+        s.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        for i in range(8):
+            frame.pts = i * 1024
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+def _bad_inputs(d: Path) -> dict[str, Path]:
+    import cv2
+
+    d.mkdir()
+    good_first = _clip(d / "good_first.mp4", moov_first=True)
+    good_last = _clip(d / "good_last.mp4", moov_first=False)
+    cases = {"missing": d / "missing.mp4"}
+    (d / "empty.mp4").write_bytes(b"")
+    cases["empty"] = d / "empty.mp4"
+    (d / "text.mp4").write_text("this is not a video\n")
+    cases["text"] = d / "text.mp4"
+    data = good_first.read_bytes()
+    (d / "truncated_moov_first.mp4").write_bytes(data[: len(data) * 2 // 3])
+    cases["truncated_moov_first"] = d / "truncated_moov_first.mp4"
+    data = good_last.read_bytes()
+    (d / "truncated_moov_last.mp4").write_bytes(data[: len(data) - 200])
+    cases["truncated_moov_last"] = d / "truncated_moov_last.mp4"
+    cases["audio_only"] = _audio_only(d / "audio_only.m4a")
+    img = np.random.default_rng(1).integers(0, 255, (32, 64, 3), dtype=np.uint8)
+    cv2.imwrite(str(d / "still.png"), img)
+    cv2.imwrite(str(d / "still.jpg"), img)
+    cases["still_png"] = d / "still.png"
+    cases["still_jpg"] = d / "still.jpg"
+    shutil.copy(d / "still.png", d / "still_named.mp4")
+    cases["still_named_mp4"] = d / "still_named.mp4"
+    (d / "folder.mp4").mkdir()
+    cases["folder"] = d / "folder.mp4"
+    good_first.unlink()
+    good_last.unlink()
+    return cases
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory) -> dict[str, Path]:
+    return _bad_inputs(tmp_path_factory.mktemp("bad") / "in")
+
+
+EXPECTED_CODE = {"missing": 2, "folder": 2}  # a path the user mistyped is a usage error; bad content fails (1)
+WORDS = {"missing": "not found", "empty": "empty", "text": "not a video", "truncated_moov_first": "truncated",
+         "truncated_moov_last": "truncated", "audio_only": "audio-only", "still_png": "still image",
+         "still_jpg": "still image", "still_named_mp4": "still image", "folder": "folder"}
+
+
+def _digest(p: Path) -> str | None:
+    return hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
+
+
+def _run(argv: list[str], capsys) -> tuple[int, str, str]:
+    code = main(argv)
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+@pytest.mark.parametrize("case", sorted(WORDS))
+@pytest.mark.parametrize("cmd", ["info", "tag"])
+def test_bad_input_one_line(case, cmd, bad, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("PANO360_DEBUG", raising=False)
+    src = bad[case]
+    before = _digest(src)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    argv = ["info", str(src)] if cmd == "info" else ["tag", str(src), str(out_dir / "x.mp4")]
+    code, out, err = _run(argv, capsys)
+    assert code == EXPECTED_CODE.get(case, 1), err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), err
+    assert WORDS[case] in lines[0]
+    assert "Traceback" not in err and out == ""
+    assert list(out_dir.iterdir()) == []
+    assert _digest(src) == before
+
+
+def test_usage_errors_for_outputs(tmp_path, capsys):
+    src = _clip(tmp_path / "eq.mp4", moov_first=False)
+    before = _digest(src)
+    # OUT == IN, missing folder, existing OUT without -y: exit 2, one line, input untouched
+    for argv, word in ([["tag", str(src), str(src)], "same file"],
+                       [["tag", str(src), str(tmp_path / "nope" / "o.mp4")], "folder does not exist"],
+                       [["tag", str(src), str(tmp_path / "same.mp4"), "--stereo", "sideways"], "sideways"]):
+        code, out, err = _run(argv, capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and word in err, (argv, err)
+    (tmp_path / "exists.mp4").write_bytes(b"keep me")
+    code, _, err = _run(["tag", str(src), str(tmp_path / "exists.mp4")], capsys)
+    assert code == 2 and "-y" in err
+    assert (tmp_path / "exists.mp4").read_bytes() == b"keep me"
+    assert _digest(src) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eq.mp4", "exists.mp4"]
+
+
+def test_mesh_video_refused(tmp_path, capsys):
+    mesh = shared_file("video360/sphericalv2.mp4")
+    code, _, err = _run(["tag", str(mesh), str(tmp_path / "o.mp4")], capsys)
+    assert code == 1 and "mesh" in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_installed_script_one_line(bad, tmp_path):
+    """The real console script: exit code and exactly one stderr line, no traceback."""
+    exe = Path(sys.executable).with_name("pano360")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "import sys; from pano360.cli import main; sys.exit(main())"]
+    env = {k: v for k, v in os.environ.items() if k != "PANO360_DEBUG"}
+    r = subprocess.run(cmd + ["info", str(bad["text"])], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.strip().splitlines() == [f"Error: not a video file (unknown or damaged format): {bad['text']}"]
+    r = subprocess.run(cmd + ["info", str(bad["text"])], capture_output=True, text=True, timeout=60,
+                       env={**env, "PANO360_DEBUG": "1"})
+    assert r.returncode != 0 and "Traceback" in r.stderr
