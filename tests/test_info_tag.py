@@ -1,0 +1,85 @@
+"""`pano360 info` and `pano360 tag` on the project's real 360 videos."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+
+import av
+import pytest
+
+from pano360.cli import main
+from tests.conftest import shared_file
+
+
+def _run(argv, capsys):
+    code = main(argv)
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def test_info_json_congo_v1_top_bottom(capsys):
+    code, out, err = _run(["info", "--json", str(shared_file("video360/congo.mp4"))], capsys)
+    assert code == 0 and err == ""
+    d = json.loads(out)  # exactly one JSON object, nothing else on stdout
+    assert out.count("\n") == 1
+    assert (d["width"], d["height"], d["frame_count"], d["codec"], d["rotation_deg"]) == (1920, 1080, 300, "h264", 0)
+    assert abs(d["fps"] - 29.9636) < 1e-3 and abs(d["duration_s"] - 10.012) < 0.01
+    assert d["has_audio"] and d["audio_codec"] == "aac" and d["is_360"]
+    sph = d["spherical"]
+    assert (sph["projection"], sph["stereo"], sph["source"], sph["supported"]) == ("equirectangular", "top-bottom", "V1", True)
+    assert sph["initial_view_deg"] == [0.0, 0.0, 0.0]
+
+
+def test_info_mesh_unsupported(capsys):
+    code, out, _ = _run(["info", "--json", str(shared_file("video360/sphericalv2.mp4"))], capsys)
+    sph = json.loads(out)["spherical"]
+    assert code == 0 and sph["projection"] == "mesh" and sph["supported"] is False and "mesh" in sph["reason"]
+    code, out, _ = _run(["info", str(shared_file("video360/sphericalv2.mp4"))], capsys)
+    assert "projection: mesh" in out and "UNSUPPORTED" in out
+
+
+def test_info_plain_clip_is_not_360(capsys):
+    code, out, _ = _run(["info", str(shared_file("clips/box.mp4"))], capsys)
+    assert code == 0
+    assert "360:        no" in out and "640x480" in out and "audio:      mp3" in out and "frames:     456" in out
+    code, out, _ = _run(["info", "--json", str(shared_file("clips/box.mp4"))], capsys)
+    d = json.loads(out)
+    assert d["is_360"] is False and d["spherical"] is None
+
+
+def _yuv_digests(path) -> list[str]:
+    with av.open(str(path)) as c:
+        c.streams.video[0].thread_type = "AUTO"
+        return [hashlib.sha1(f.to_ndarray(format="yuv420p").tobytes()).hexdigest() for f in c.decode(video=0)]
+
+
+def test_tag_real_video(tmp_path, capsys):
+    src = shared_file("video360/testRoom1_1920Mono.mp4")
+    before = src.stat().st_mtime_ns, src.stat().st_size
+    out = tmp_path / "out.mp4"
+    code, stdout, err = _run(["tag", str(src), str(out), "-q"], capsys)
+    assert code == 0 and stdout == "" and err == ""
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]  # no temp file left
+    assert (src.stat().st_mtime_ns, src.stat().st_size) == before
+    probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-of", "json", "-show_entries",
+                            "stream_side_data=side_data_type,projection", str(out)],
+                           capture_output=True, text=True, check=True).stdout
+    side = json.loads(probe)["streams"][0]["side_data_list"]
+    assert {"side_data_type": "Spherical Mapping", "projection": "equirectangular"} in side
+    a, b = _yuv_digests(src), _yuv_digests(out)
+    assert len(a) == 360 and a == b  # every decoded frame bit-identical
+    if shutil.which("exiftool"):
+        tags = json.loads(subprocess.run(["exiftool", "-j", "-G1", "-a", str(out)], capture_output=True,
+                                         text=True, check=True).stdout)[0]
+        assert tags["XMP-GSpherical:ProjectionType"] == "equirectangular"
+        assert tags["Track1:Stereoscopic3D"] == "Monoscopic" and "Track1:ProjectionBoundsTop" in tags
+    code, out_json, _ = _run(["info", "--json", str(out)], capsys)
+    sph = json.loads(out_json)["spherical"]
+    assert (sph["projection"], sph["stereo"], sph["source"]) == ("equirectangular", "none", "V1+V2")
+    # -y replaces, with another stereo mode
+    code, _, _ = _run(["tag", str(src), str(out), "--stereo", "top-bottom", "-y", "-q"], capsys)
+    code2, out_json, _ = _run(["info", "--json", str(out)], capsys)
+    assert code == 0 and json.loads(out_json)["spherical"]["stereo"] == "top-bottom"
