@@ -2,7 +2,8 @@
 
 Every failure the user can act on is a :class:`~pano360.errors.Pano360Error`, printed as one
 line ``Error: ...`` on stderr with exit code 1 (2 for usage errors, as click does for bad flags).
-A traceback appears only with ``PANO360_DEBUG=1``.
+A traceback appears only with ``--debug`` or ``PANO360_DEBUG=1``; anything else that escapes a
+command (an OSError, a bug) is still one line.
 """
 
 from __future__ import annotations
@@ -47,8 +48,25 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version_cal
     """pano360: perspective video to 360 video, and tools for 360 video."""
 
 
+_debug_flag = False  # set by --debug for the current main() call
+
+
 def _debug() -> bool:
-    return os.environ.get("PANO360_DEBUG", "") not in ("", "0")
+    return _debug_flag or os.environ.get("PANO360_DEBUG", "") not in ("", "0")
+
+
+def _take_debug_flag(argv: list[str]) -> list[str]:
+    """``--debug`` anywhere before ``--`` acts as PANO360_DEBUG=1 (tracebacks shown)."""
+    global _debug_flag
+    end = argv.index("--") if "--" in argv else len(argv)
+    _debug_flag = "--debug" in argv[:end]
+    if _debug_flag:
+        return [a for i, a in enumerate(argv) if not (i < end and a == "--debug")]
+    return argv
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split()) or "unknown error"
 
 
 # Typer >= 0.20 vendors its own click; older releases use click itself. Catch both.
@@ -59,6 +77,7 @@ _ABORTS = tuple({click.exceptions.Abort, typer.Abort})
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pano360`` script: run the app, map failures to one line and an exit code."""
+    argv = _take_debug_flag(list(sys.argv[1:] if argv is None else argv))
     try:
         app(args=argv, standalone_mode=False)
     except _EXITS as exc:
@@ -85,6 +104,18 @@ def main(argv: list[str] | None = None) -> int:
         if _debug():
             raise
         print("Error: out of memory", file=sys.stderr)
+        return 1
+    except OSError as exc:  # disk full, permission denied, ... raised below a command
+        if _debug():
+            raise
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"Error: {_one_line(exc.strerror or exc)}{where}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: still one line, the traceback under --debug / PANO360_DEBUG=1
+        if _debug():
+            raise
+        print(f"Error: unexpected {type(exc).__name__}: {_one_line(exc)} (run with --debug for the traceback)",
+              file=sys.stderr)
         return 1
     return 0
 

@@ -158,3 +158,28 @@ def test_installed_script_one_line(bad, tmp_path):
     r = subprocess.run(cmd + ["info", str(bad["text"])], capture_output=True, text=True, timeout=60,
                        env={**env, "PANO360_DEBUG": "1"})
     assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_debug_flag_and_unexpected_errors(bad, capsys, monkeypatch):
+    monkeypatch.delenv("PANO360_DEBUG", raising=False)
+    with pytest.raises(Exception, match="not a video"):
+        main(["--debug", "info", str(bad["text"])])
+    capsys.readouterr()
+    code, _, err = _run(["info", str(bad["text"])], capsys)  # the flag does not stick
+    assert code == 1 and err.count("\n") == 1
+
+    import pano360.io.probe as probe
+
+    def boom(path):
+        raise RuntimeError("kaboom\nsecond line")
+
+    monkeypatch.setattr(probe, "validate_video_input", boom)
+    code, out, err = _run(["info", str(bad["text"])], capsys)
+    assert code == 1 and err == "Error: unexpected RuntimeError: kaboom second line (run with --debug for the traceback)\n"
+
+    def denied(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(probe, "validate_video_input", denied)
+    code, out, err = _run(["info", str(bad["text"])], capsys)
+    assert code == 1 and err == f"Error: Permission denied: {bad['text']}\n"

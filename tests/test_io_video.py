@@ -188,3 +188,27 @@ def test_probe_real_clips():
     assert box.spherical is None and not box.is_360
     avi = probe_video(shared_file("clips/tree.avi"))
     assert (avi.codec, avi.width, avi.height, avi.has_audio) == ("cinepak", 320, 240, False)
+
+
+def test_atomic_output_mode_and_checks(tmp_path):
+    import os
+    import stat
+
+    from pano360.errors import UsageError
+    from pano360.io.atomic import check_output_path
+
+    with atomic_output(tmp_path / "a.bin") as tmp:
+        tmp.write_bytes(b"x")
+    mode = stat.S_IMODE((tmp_path / "a.bin").stat().st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask  # not mkstemp's private 0600
+    with pytest.raises(Pano360Error, match="nothing was written"):
+        with atomic_output(tmp_path / "b.bin"):
+            pass
+    (tmp_path / "f").write_bytes(b"")
+    with pytest.raises(UsageError, match="folder is a file"):
+        check_output_path(tmp_path / "f" / "x.mp4", overwrite=False)
+    with pytest.raises(UsageError, match="is a folder"):
+        check_output_path(tmp_path, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "f"]

@@ -23,7 +23,11 @@ def check_output_path(output: str | Path, overwrite: bool, inputs: tuple[str | P
         raise UsageError(f"output is a folder, not a file: {out}")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
+        if parent.exists():
+            raise UsageError(f"output folder is a file: {parent}")
         raise UsageError(f"output folder does not exist: {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"output folder is not writable: {parent}")
     for inp in inputs:
         inp_path = Path(inp)
         if inp_path.exists() and out.exists() and os.path.samefile(inp_path, out):
@@ -48,14 +52,34 @@ def atomic_output(output: str | Path, overwrite: bool = False) -> Iterator[Path]
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"output folder does not exist: {parent}")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=f".part{out.suffix}", dir=parent)
+    if out.is_dir():
+        raise UsageError(f"output is a folder, not a file: {out}")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=f".part{out.suffix}", dir=parent)
+    except OSError as exc:
+        raise Pano360Error(f"cannot write in {parent}: {exc.strerror}") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
         if not tmp.exists() or tmp.stat().st_size == 0:
             raise Pano360Error(f"nothing was written for {out}")
+        # mkstemp makes the file private (0600); a finished output gets the usual mode (0666 - umask).
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (os.umask is process-wide)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
