@@ -1,0 +1,259 @@
+"""The embedded CPU fill backend: a feathered, exposure-compensated mosaic of the whole clip.
+
+Two passes, as the output is offline:
+
+1. :meth:`MosaicBackend.prepare` reads the clip once at reduced cost (every ``step``-th frame,
+   downscaled, onto an ERP of ``bg_width``): a centre-weighted average of everything the clip ever
+   sees, each frame's exposure gain measured on its overlap with the mosaic so far, and the
+   never-seen rest of the sphere filled by :func:`~pano360.generate.mosaic_fill.spherical_fill`.
+   That background is what a frame shows where its own camera has not looked yet.
+2. :meth:`MosaicBackend.fill_placed` (or the generic :meth:`fill`) streams the frames: a running
+   full-resolution mosaic starts as the background and takes every frame's pixels as they arrive,
+   so a region keeps what it last showed; the current frame sits on top exactly (only a feathered
+   band at its border blends), and the rest of the sphere is shown at the current frame's exposure.
+   Only the current frame's window changes from one output frame to the next: no flicker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+import cv2
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+from pano360.canvas import Canvas
+from pano360.generate.mosaic_fill import pad_sphere, spherical_fill
+from pano360.generate.mosaic_place import Placement, feather_alpha, place_frame
+from pano360.project.camera import focal_from_hfov
+
+__all__ = ["Background", "MosaicBackend", "build_background", "upsample_erp", "gain_lut", "composite"]
+
+
+@dataclass(frozen=True)
+class Background:
+    """The full-clip mosaic: ``rgb (h, 2h, 3) uint8`` at the first frame's exposure, with every
+    never-seen pixel filled; ``seen (h, 2h) bool``; ``gains (N,)`` each frame's exposure relative to
+    the first frame (``frame ~= gain * mosaic``), smoothed over time."""
+
+    rgb: np.ndarray
+    seen: np.ndarray
+    gains: np.ndarray
+
+    @property
+    def coverage(self) -> float:
+        """Fraction of the sphere's area the clip saw (rows weighted by cos(latitude))."""
+        h = self.seen.shape[0]
+        lat = (0.5 - (np.arange(h) + 0.5) / h) * np.pi
+        wts = np.cos(lat)
+        return float((self.seen.mean(axis=1) * wts).sum() / wts.sum())
+
+
+def gain_lut(gain: float) -> np.ndarray:
+    """A 256-entry uint8 table multiplying by ``gain`` (rounded, saturated)."""
+    return np.clip(np.round(np.arange(256, dtype=np.float64) * gain), 0, 255).astype(np.uint8)
+
+
+def upsample_erp(rgb: np.ndarray, width: int) -> np.ndarray:
+    """Resize an ERP to ``width x width/2`` bilinearly, continuous across the +-180 deg seam."""
+    h, w = rgb.shape[:2]
+    if w == width:
+        return rgb.copy()
+    p = 2
+    padded = pad_sphere(rgb, p)
+    s = width / w
+    big = cv2.resize(padded, (int(round((w + 2 * p) * s)), int(round((h + 2 * p) * s))), interpolation=cv2.INTER_LINEAR)
+    o = int(round(p * s))
+    return np.ascontiguousarray(big[o:o + width // 2, o:o + width])
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+
+
+def _centre_weight(width: int, height: int) -> np.ndarray:
+    """Frame-space weight for averaging: 255 at the centre falling to 0 at the border (a tent)."""
+    return feather_alpha(width, height, min(width, height) / 2.0)
+
+
+def build_background(frames: Iterable[tuple[int, float, np.ndarray]], rotation_at: Callable[[int, float], np.ndarray],
+                     hfov_deg: float, n_frames: int, bg_width: int = 1024, step: int = 3,
+                     progress: Callable[[int], None] | None = None) -> Background:
+    """Pass 1: the full-clip background mosaic, exposure gains and what was seen.
+
+    ``frames`` yields ``(index, time_s, rgb)`` in order (every frame; those between samples are only
+    counted); ``rotation_at(index, time_s)`` gives the camera-to-world ``R``. ``bg_width`` should be a
+    power of two times 16 (1024, 2048) for the pyramid fill.
+    """
+    bh = bg_width // 2
+    acc = np.zeros((bh, bg_width, 3), np.float32)
+    accw = np.zeros((bh, bg_width), np.float32)
+    samples_t: list[float] = []
+    samples_g: list[float] = []
+    times = np.zeros(max(n_frames, 1))
+    last_gain = 1.0
+    count = 0
+    weight = None
+    for index, time_s, rgb in frames:
+        if index >= len(times):
+            times = np.concatenate([times, np.zeros(len(times))])
+        times[index] = time_s
+        count = index + 1
+        if progress is not None:
+            progress(1)
+        if index % step:
+            continue
+        h, w = rgb.shape[:2]
+        # Downscale so the frame's centre resolution roughly matches the background's.
+        px_per_rad = focal_from_hfov(w, hfov_deg)
+        scale = min(1.0, (bg_width / (2 * np.pi)) / px_per_rad * 1.5)
+        small = cv2.resize(rgb, (max(8, int(round(w * scale))), max(8, int(round(h * scale)))), interpolation=cv2.INTER_AREA) if scale < 1 else rgb
+        if weight is None or weight.shape != small.shape[:2]:
+            weight = _centre_weight(small.shape[1], small.shape[0])
+        pl = place_frame(small, rotation_at(index, time_s), hfov_deg, bg_width, alpha=weight, time_s=time_s)
+        if pl.c1 <= pl.c0 or pl.v1 <= pl.v0:
+            continue
+        win = (slice(pl.v0, pl.v1), slice(pl.c0, pl.c1))
+        a = pl.alpha.astype(np.float32) / 255.0
+        f = pl.rgb.astype(np.float32)
+        # Exposure: this frame against the mosaic so far, on pixels both see well (not clipped).
+        aw = accw[win]
+        both = (a > 0.2) & (aw > 0.2)
+        gain = last_gain
+        if both.sum() > max(64, 0.05 * both.size):
+            m_l = _luma(acc[win][both] / aw[both][:, None])
+            f_l = _luma(f[both])
+            ok = (m_l > 16) & (m_l < 240) & (f_l > 16) & (f_l < 240)
+            if ok.sum() > 64:
+                gain = float(np.clip(np.median(f_l[ok] / m_l[ok]), 0.25, 4.0))
+        elif count > 1 and not samples_g:
+            gain = 1.0
+        if not samples_g:
+            gain = 1.0  # the first frame defines the exposure
+        samples_t.append(time_s)
+        samples_g.append(gain)
+        last_gain = gain
+        acc[win] += f * (a / gain)[..., None]
+        accw[win] += a
+    times = times[:count]
+    seen = accw > 1e-3
+    mean = acc / np.maximum(accw, 1e-6)[..., None]
+    # Known pixels keep their average; the edge of what was seen blends into the fill.
+    conf = np.clip(accw / 0.05, 0.0, 1.0)
+    filled = spherical_fill(mean, conf)
+    gains = _smooth_gains(times, np.array(samples_t), np.array(samples_g))
+    return Background(rgb=np.clip(np.round(filled), 0, 255).astype(np.uint8), seen=seen, gains=gains)
+
+
+def _smooth_gains(times: np.ndarray, t: np.ndarray, g: np.ndarray, sigma_s: float = 0.3, tol: float = 0.01) -> np.ndarray:
+    """Per-frame gains from the sampled ones: interpolated, smoothed over ``sigma_s``; all 1 when
+    they never leave ``1 +- tol`` (no exposure change worth a per-frame table)."""
+    if len(times) == 0:
+        return np.ones(0)
+    if len(t) == 0:
+        return np.ones(len(times))
+    gains = np.interp(times, t, g)
+    if len(times) > 2:
+        dt = float(np.median(np.diff(times))) or 1.0 / 30
+        gains = gaussian_filter1d(gains, sigma=max(sigma_s / dt, 1e-3), mode="nearest")
+    if np.all(np.abs(gains - 1.0) <= tol):
+        return np.ones(len(times))
+    return gains
+
+
+def composite(mosaic: np.ndarray, pl: Placement, gain: float, out: np.ndarray | None = None) -> np.ndarray:
+    """One output frame: ``mosaic`` (at the first frame's exposure) times ``gain`` with the placed
+    frame on top, feathered by its alpha; the mosaic takes the new pixels (back at unit gain).
+
+    Where ``alpha == 255`` the output is the frame's pixel exactly. Returns the output frame,
+    which is ``mosaic`` itself (updated in place) when ``gain`` is 1 and ``out`` is None.
+    """
+    apply_gain = abs(gain - 1.0) > 1e-3
+    if apply_gain:
+        out = cv2.LUT(mosaic, gain_lut(gain), dst=out)
+    elif out is not None:
+        np.copyto(out, mosaic)
+    else:
+        out = mosaic
+    if pl.c1 <= pl.c0 or pl.v1 <= pl.v0:
+        return out
+    win = (slice(pl.v0, pl.v1), slice(pl.c0, pl.c1))
+    w1 = pl.alpha.astype(np.float32) * np.float32(1.0 / 255.0)
+    blended = cv2.blendLinear(pl.rgb, out[win], w1, 1.0 - w1)
+    out[win] = blended
+    if apply_gain:
+        mosaic[win] = cv2.LUT(blended, gain_lut(1.0 / gain))
+    elif out is not mosaic:
+        mosaic[win] = blended
+    return out
+
+
+class MosaicBackend:
+    """The ``mosaic`` fill backend (see the module docstring). Implements ``FillBackend``.
+
+    Call :meth:`prepare` with the clip first for the full-clip background (frames before a region
+    is first seen then show what it will show); without it the background is the first canvas
+    filled on the sphere.
+    """
+
+    name = "mosaic"
+
+    def __init__(self, feather: float = 0.025, bg_width: int = 1024, step: int = 3) -> None:
+        self.feather = float(feather)
+        self.bg_width = int(bg_width)
+        self.step = int(step)
+        self.background: Background | None = None
+
+    def prepare(self, frames: Iterable[tuple[int, float, np.ndarray]], rotation_at: Callable[[int, float], np.ndarray],
+                hfov_deg: float, n_frames: int, progress: Callable[[int], None] | None = None) -> Background:
+        """Pass 1 over the clip (see :func:`build_background`); keeps and returns the background."""
+        self.background = build_background(frames, rotation_at, hfov_deg, n_frames, self.bg_width, self.step, progress)
+        return self.background
+
+    def frame_alpha(self, width: int, height: int) -> np.ndarray:
+        """The frame-space feather weight this backend wants placements made with."""
+        return feather_alpha(width, height, max(1.0, self.feather * max(width, height)))
+
+    def _start(self, width: int) -> np.ndarray:
+        if self.background is None:
+            raise RuntimeError("prepare() must run before fill_placed()")
+        return upsample_erp(self.background.rgb, width)
+
+    def _gain(self, i: int) -> float:
+        g = self.background.gains if self.background is not None else None
+        return float(g[min(i, len(g) - 1)]) if g is not None and len(g) else 1.0
+
+    def fill_placed(self, placements: Iterable[Placement], reuse_buffer: bool = False) -> Iterator[np.ndarray]:
+        """Pass 2 on placed frames (the fast path): one ``(H, 2H, 3) uint8`` frame per placement.
+
+        With ``reuse_buffer`` the same array may come back every time (valid until the next one is
+        asked for), saving a 25 MB copy per 4K frame.
+        """
+        mosaic = None
+        for i, pl in enumerate(placements):
+            if mosaic is None:
+                mosaic = self._start(pl.erp_w)
+            out = composite(mosaic, pl, self._gain(i))
+            yield out if reuse_buffer else out.copy()
+
+    def fill(self, canvases: Iterable[Canvas]) -> Iterator[np.ndarray]:
+        """The generic FillBackend path on full canvases: the same compositing, with the feather band
+        grown inward from the mask's edge (a distance transform) instead of the frame's border."""
+        mosaic = None
+        for i, canvas in enumerate(canvases):
+            h, w = canvas.height, canvas.width
+            if mosaic is None:
+                if self.background is None:
+                    small_w = min(self.bg_width, w)
+                    small = cv2.resize(canvas.rgb, (small_w, small_w // 2), interpolation=cv2.INTER_AREA)
+                    sm = cv2.resize(canvas.mask.astype(np.float32), (small_w, small_w // 2), interpolation=cv2.INTER_AREA)
+                    bg = np.clip(np.round(spherical_fill(small, (sm >= 0.999).astype(np.float32))), 0, 255).astype(np.uint8)
+                    self.background = Background(bg, sm > 0, np.ones(0))
+                mosaic = upsample_erp(self.background.rgb, w)
+            band = max(1.0, self.feather * h / 2)
+            dist = cv2.distanceTransform(np.pad(canvas.mask, ((0, 0), (1, 1)), mode="wrap").astype(np.uint8), cv2.DIST_L2, 3)[:, 1:-1]
+            alpha = np.round(np.clip(dist / band, 0.0, 1.0) * 255).astype(np.uint8)
+            pl = Placement(0, h, 0, w, canvas.rgb, alpha, w, canvas.time_s)
+            out = composite(mosaic, pl, self._gain(i))
+            yield out.copy()

@@ -1,0 +1,1 @@
+"""The convert pipeline: trajectory -> levelling -> orientation -> placement -> fill -> encode -> 360 MP4."""

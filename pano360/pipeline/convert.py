@@ -1,0 +1,287 @@
+"""``convert``: a perspective video to a full 360 equirectangular MP4, in two streaming passes.
+
+1. Check the input; the trajectory (estimated, or read from a file); optional levelling;
+   the output orientation (locked to the first frame's world, or following the heading).
+2. Pass 1 (mosaic backend): the full-clip background mosaic and exposure gains at reduced cost.
+3. Pass 2: every frame placed on the world ERP (view-based alignment), the backend fills the
+   rest, frames are encoded with the input's audio, the file gets Spherical Video V1 + V2
+   metadata and is renamed into place.
+
+Memory holds a few ERP frames, never the clip.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from pano360.console import note, stage_progress
+from pano360.errors import Pano360Error, UsageError
+from pano360.generate.mosaic_place import Placement, canvas_from_placement, place_frame
+from pano360.trajectory import Trajectory
+
+__all__ = ["ConvertOptions", "RotationLookup", "convert_video", "trajectory_stats", "check_width"]
+
+PREVIEW_FRAMES = 4
+
+
+@dataclass
+class ConvertOptions:
+    """Everything ``pano360 convert`` takes besides IN and OUT (see the command's help)."""
+
+    backend: str = "auto"
+    width: int = 4096
+    hfov_deg: float | None = None
+    trajectory: Path | None = None
+    save_trajectory: Path | None = None
+    orientation: str = "world"
+    level: bool = False
+    preview: Path | None = None
+    crf: int = 20
+    preset: str = "superfast"
+    overwrite: bool = False
+    model: str | None = None
+    device: str | None = None
+    wan: dict[str, Any] = field(default_factory=dict)
+    bg_width: int | None = None
+    bg_step: int | None = None
+
+
+class RotationLookup:
+    """``R`` of a decoded frame: the trajectory's entry when index and time agree, else SLERPed by time."""
+
+    def __init__(self, traj: Trajectory) -> None:
+        self.traj = traj
+        self._slerp = None
+
+    def __call__(self, index: int, time_s: float) -> np.ndarray:
+        t = self.traj
+        if index < len(t) and abs(float(t.time_s[index]) - time_s) < 2e-3:
+            return t.R[index]
+        if len(t) == 1:
+            return t.R[0]
+        if self._slerp is None:
+            from scipy.spatial.transform import Rotation, Slerp
+
+            self._slerp = Slerp(t.time_s, Rotation.from_matrix(t.R))
+        q = float(np.clip(time_s, t.time_s[0], t.time_s[-1]))
+        return self._slerp([q]).as_matrix()[0]
+
+
+def check_width(width: int) -> int:
+    """The output ERP width: even height (W/2) for yuv420p, so a multiple of 4, at least 64."""
+    if width < 64 or width % 4:
+        raise UsageError(f"--width must be a multiple of 4 and >= 64 (height = width / 2), got {width}")
+    return int(width)
+
+
+def _default_bg(width: int) -> int:
+    """Background mosaic width: a power of two (for the pyramid fill), at most 2048 and the output width."""
+    w = 256
+    while w * 2 <= min(width, 2048):
+        w *= 2
+    return w
+
+
+def trajectory_stats(traj: Trajectory) -> dict:
+    """People-readable numbers about a trajectory (ranges of yaw/pitch/roll, total turning)."""
+    from pano360.project.rotation import matrix_to_euler, rotation_angle_deg
+
+    yaw, pitch, roll = matrix_to_euler(traj.R)
+    yaw_u = np.degrees(np.unwrap(np.radians(yaw)))
+    steps = rotation_angle_deg(traj.R[:-1], traj.R[1:]) if len(traj) > 1 else np.zeros(0)
+    rng = lambda a: [round(float(np.min(a)), 2), round(float(np.max(a)), 2)]  # noqa: E731
+    return {
+        "frames": len(traj),
+        "hfov_deg": round(traj.hfov_deg, 3),
+        "yaw_deg": rng(yaw_u), "pitch_deg": rng(pitch), "roll_deg": rng(roll),
+        "total_rotation_deg": round(float(steps.sum()), 2),
+    }
+
+
+def _get_trajectory(path: Path, info, opts: ConvertOptions, advance: Callable[[int], None]) -> tuple[Trajectory, str]:
+    if opts.trajectory is not None:
+        traj = Trajectory.load(opts.trajectory)
+        if traj.width * info.height != traj.height * info.width:
+            raise Pano360Error(f"trajectory {opts.trajectory} is for {traj.width}x{traj.height} frames, "
+                               f"the video is {info.width}x{info.height}")
+        if opts.hfov_deg is not None:
+            traj = Trajectory(traj.time_s, traj.R, opts.hfov_deg, traj.width, traj.height, traj.inliers, traj.source)
+        return traj, "file"
+    try:
+        from pano360.slam import estimate_trajectory  # type: ignore[attr-defined]
+    except ImportError:
+        raise Pano360Error("rotation estimation is not available in this build; pass --trajectory traj.json") from None
+    traj = estimate_trajectory(path, hfov_deg=opts.hfov_deg, progress=advance)
+    return traj, "estimated"
+
+
+def _level(path: Path, traj: Trajectory, rotation_at) -> tuple[Trajectory, dict]:
+    from pano360.slam.level import estimate_up, level_rotation
+
+    up, how = estimate_up(path, traj)
+    L = level_rotation(up)
+    tilt = float(np.degrees(np.arccos(np.clip(-up[1] / np.linalg.norm(up), -1, 1))))
+    levelled = Trajectory(traj.time_s, L[None] @ traj.R, traj.hfov_deg, traj.width, traj.height, traj.inliers, traj.source)
+    return levelled, {"applied": True, "tilt_deg": round(tilt, 2), "method": how}
+
+
+def _make_backend(name: str, opts: ConvertOptions):
+    if name == "mosaic":
+        from pano360.generate.mosaic import MosaicBackend
+
+        return MosaicBackend(bg_width=opts.bg_width or _default_bg(opts.width), step=opts.bg_step or 3)
+    from pano360.generate.wan.backend import WanBackend
+
+    kwargs = dict(opts.wan)
+    kwargs.setdefault("model", opts.model)
+    kwargs.setdefault("device", opts.device)
+    return WanBackend(**kwargs)
+
+
+def convert_video(input_path: str | Path, output_path: str | Path, opts: ConvertOptions, show_progress: bool = False,
+                  quiet: bool = True) -> dict:
+    """Run the whole convert job; returns the JSON summary (see ``pano360 convert --json``).
+
+    ``show_progress`` draws rich bars on stderr; ``quiet`` silences the notes (the chosen backend).
+    """
+    from pano360.generate.select import choose_backend
+    from pano360.io.atomic import check_output_path
+    from pano360.io.probe import validate_video_input
+    from pano360.io.reader import iter_frames
+    from pano360.io.spherical import spherical_output
+    from pano360.pipeline.encode import I420Writer
+    from pano360.pipeline.orient import ORIENTATIONS, follow_shifts, heading_deg
+
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    src, out = Path(input_path), Path(output_path)
+    width = check_width(opts.width)
+    height = width // 2
+    if opts.orientation not in ORIENTATIONS:
+        raise UsageError(f"--orientation must be one of {', '.join(ORIENTATIONS)}, got {opts.orientation!r}")
+    if opts.hfov_deg is not None and not 1.0 <= opts.hfov_deg <= 179.0:
+        raise UsageError(f"--hfov must be within 1..179 degrees, got {opts.hfov_deg}")
+    info = validate_video_input(src)
+    check_output_path(out, opts.overwrite, inputs=(src,))
+    backend_name, reason = choose_backend(opts.backend, opts.model, opts.device)
+    note(f"backend: {backend_name} ({reason})", quiet)
+    timings["probe"] = time.perf_counter() - t_start
+    n_est = max(1, int(info.frame_count))
+
+    with stage_progress(show_progress) as prog:
+        # 1. Trajectory, levelling, orientation.
+        t0 = time.perf_counter()
+        task = prog.add_task("track", total=n_est if opts.trajectory is None else 1)
+        traj, traj_source = _get_trajectory(src, info, opts, lambda k=1: prog.advance(task, k))
+        prog.update(task, completed=prog.tasks[task].total)
+        rotation_at = RotationLookup(traj)
+        level_info: dict = {"applied": False}
+        if opts.level:
+            traj, level_info = _level(src, traj, rotation_at)
+            rotation_at = RotationLookup(traj)
+        if opts.save_trajectory is not None:
+            traj.save(opts.save_trajectory)
+        shifts = None
+        if opts.orientation == "follow":
+            shifts = follow_shifts(heading_deg(traj.time_s, traj.R), width)
+        timings["track"] = time.perf_counter() - t0
+        backend = _make_backend(backend_name, opts)
+
+        # 2. Pass 1: the full-clip background (backends that want it).
+        t0 = time.perf_counter()
+        if hasattr(backend, "prepare"):
+            task = prog.add_task("mosaic", total=n_est)
+            frames = ((f.index, f.time_s, f.rgb) for f in iter_frames(src))
+            backend.prepare(frames, rotation_at, traj.hfov_deg, n_est, progress=lambda k: prog.advance(task, k))
+            prog.update(task, completed=prog.tasks[task].total)
+        timings["mosaic"] = time.perf_counter() - t0
+
+        # 3. Pass 2: place, fill, encode.
+        t0 = time.perf_counter()
+        task = prog.add_task("render", total=n_est)
+        seen = np.zeros((height, width), bool)
+        alpha_for = getattr(backend, "frame_alpha", None)
+        preview_every = max(1, n_est // PREVIEW_FRAMES)
+        previews: list[tuple[float, np.ndarray]] = []
+
+        def placements() -> Iterator[Placement]:
+            alpha = None
+            for f in iter_frames(src):
+                if alpha is None and alpha_for is not None:
+                    alpha = alpha_for(f.rgb.shape[1], f.rgb.shape[0])
+                pl = place_frame(f.rgb, rotation_at(f.index, f.time_s), traj.hfov_deg, width, alpha, f.time_s)
+                if pl.c1 > pl.c0:
+                    seen[pl.v0:pl.v1, pl.c0:pl.c1] |= pl.alpha > 0
+                yield pl
+
+        if hasattr(backend, "fill_placed"):
+            filled = backend.fill_placed(placements(), reuse_buffer=True)
+        else:
+            filled = backend.fill(canvas_from_placement(p) for p in placements())
+        n_written = 0
+        with spherical_output(out, overwrite=opts.overwrite) as tmp:
+            with I420Writer(tmp, width, height, info.fps, crf=opts.crf, preset=opts.preset, audio_from=src) as writer:
+                for i, rgb in enumerate(filled):
+                    if shifts is not None:
+                        rgb = np.roll(rgb, -int(shifts[min(i, len(shifts) - 1)]), axis=1)
+                    if opts.preview is not None and i % preview_every == 0 and len(previews) < PREVIEW_FRAMES:
+                        previews.append((float(traj.time_s[min(i, len(traj) - 1)]), _small(rgb, 1024)))
+                    writer.write(rgb)
+                    n_written += 1
+                    prog.advance(task, 1)
+            if n_written == 0:
+                raise Pano360Error(f"no frames decoded from {src}")
+        prog.update(task, completed=n_written, total=n_written)
+        timings["render"] = time.perf_counter() - t0
+
+    coverage = _coverage(seen)
+    preview_path = None
+    if opts.preview is not None:
+        from pano360.preview import contact_sheet, save_png
+
+        t0 = time.perf_counter()
+        save_png(opts.preview, contact_sheet(previews, seen, traj))
+        preview_path = str(opts.preview)
+        timings["preview"] = time.perf_counter() - t0
+    total = time.perf_counter() - t_start
+    timings["total"] = total
+    duration = float(info.duration_s) if info.duration_s else n_written / float(info.fps)
+    return {
+        "input": str(src),
+        "output": str(out),
+        "backend": backend_name,
+        "backend_reason": reason,
+        "width": width,
+        "height": height,
+        "frames": n_written,
+        "fps": float(info.fps),
+        "duration_s": round(duration, 3),
+        "coverage_pct": round(100.0 * coverage, 2),
+        "orientation": opts.orientation,
+        "level": level_info,
+        "trajectory": {"source": traj_source, **trajectory_stats(traj)},
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "realtime_factor": round(total / duration, 3) if duration > 0 else None,
+        "preview": preview_path,
+    }
+
+
+def _small(rgb: np.ndarray, width: int) -> np.ndarray:
+    import cv2
+
+    if rgb.shape[1] <= width:
+        return rgb.copy()
+    return cv2.resize(rgb, (width, width // 2), interpolation=cv2.INTER_AREA)
+
+
+def _coverage(seen: np.ndarray) -> float:
+    """Fraction of the sphere's area marked seen (rows weighted by cos(latitude))."""
+    h = seen.shape[0]
+    lat = (0.5 - (np.arange(h) + 0.5) / h) * np.pi
+    w = np.cos(lat)
+    return float((seen.mean(axis=1) * w).sum() / w.sum())
