@@ -1,0 +1,158 @@
+"""The training videos: find the 360 videos under a folder, and read an ERP clip from one.
+
+A video is used when its Spherical Video metadata (V1 or V2, read by
+:func:`pano360.io.spherical.read_spherical`) says full-sphere equirectangular, mono or stereo
+(top-bottom / left-right: the left eye, the top or left half, is kept), or when it has no 360
+metadata and is 2:1 (a mono ERP that was never tagged). Anything else is skipped with a warning.
+A caption is the text of ``<video stem>.txt`` beside the video, else the empty prompt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pano360.errors import Pano360Error
+
+__all__ = ["VIDEO_SUFFIXES", "TrainVideo", "find_videos", "split_eye", "read_erp_clip"]
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")
+_ASPECT_TOL = 0.02
+
+
+@dataclass(frozen=True)
+class TrainVideo:
+    """One usable 360 video: ``stereo`` in {"none", "top-bottom", "left-right"}; ``frame_count`` and
+    ``fps`` as probed; ``eye_width``/``eye_height`` the size of one eye in pixels."""
+
+    path: Path
+    stereo: str
+    frame_count: int
+    fps: float
+    eye_width: int
+    eye_height: int
+    caption: str = ""
+
+
+def split_eye(rgb: np.ndarray, stereo: str) -> np.ndarray:
+    """The left eye of a stereo frame ``(h, w, 3)``: the top half (top-bottom), the left half
+    (left-right), or the frame itself (``"none"``).
+
+    >>> split_eye(np.zeros((4, 8, 3), np.uint8), "top-bottom").shape
+    (2, 8, 3)
+    """
+    if stereo == "none":
+        return rgb
+    if stereo == "top-bottom":
+        return rgb[: rgb.shape[0] // 2]
+    if stereo == "left-right":
+        return rgb[:, : rgb.shape[1] // 2]
+    raise ValueError(f"stereo must be none, top-bottom or left-right, got {stereo!r}")
+
+
+def _caption(video: Path) -> str:
+    txt = video.with_suffix(".txt")
+    if txt.is_file():
+        return " ".join(txt.read_text(encoding="utf-8", errors="replace").split())
+    return ""
+
+
+def _classify(path: Path) -> tuple[TrainVideo | None, str]:
+    """``(video, "")`` when usable, else ``(None, why not)``."""
+    from pano360.io.probe import probe_video
+
+    try:
+        info = probe_video(path)
+    except Pano360Error as exc:
+        return None, str(exc)
+    sph = info.spherical
+    if sph is not None:
+        if not sph.supported:
+            return None, sph.reason
+        stereo = sph.stereo
+    elif abs(info.width - 2 * info.height) <= _ASPECT_TOL * info.width:
+        stereo = "none"  # untagged 2:1 video: a mono ERP
+    else:
+        return None, f"no 360 metadata and not 2:1 ({info.width}x{info.height})"
+    w, h = info.width, info.height
+    if stereo == "top-bottom":
+        h //= 2
+    elif stereo == "left-right":
+        w //= 2
+    return TrainVideo(path, stereo, int(info.frame_count), float(info.fps), w, h, _caption(path)), ""
+
+
+def find_videos(data_dir: str | Path, warn=None) -> list[TrainVideo]:
+    """Every usable 360 video under ``data_dir`` (recursively, sorted by path).
+
+    ``warn(message)`` is called once per skipped video. Raises ``Pano360Error`` when the folder is
+    missing, holds no video files, or none of them is a usable 360 video.
+    """
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise Pano360Error(f"training data folder not found: {root}")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    if not files:
+        raise Pano360Error(f"no video files in {root} (looked for {', '.join(VIDEO_SUFFIXES)})")
+    found, skipped = [], []
+    for path in files:
+        video, why = _classify(path)
+        if video is None:
+            skipped.append(path.name)
+            if warn is not None:
+                warn(f"skipping {path}: {why}")
+        else:
+            found.append(video)
+    if not found:
+        raise Pano360Error(f"no 360 videos found in {root}: {len(skipped)} video(s) skipped, none equirectangular")
+    return found
+
+
+def read_erp_clip(video: TrainVideo, start: int, n_frames: int, width: int) -> np.ndarray:
+    """Frames ``start .. start + n_frames - 1`` of ``video`` as ERP ``(n_frames, width/2, width, 3) uint8``.
+
+    One eye of a stereo video; resized with an area filter. The decoder seeks to the last keyframe
+    before ``start`` and decodes from there. A clip running past the end repeats the last frame.
+    """
+    import av
+
+    from pano360.io.reader import upright
+
+    if width % 2:
+        raise ValueError(f"width must be even, got {width}")
+    out = np.empty((n_frames, width // 2, width, 3), np.uint8)
+    n = 0
+    try:
+        with av.open(str(video.path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            rate = Fraction(stream.average_rate or stream.guessed_rate or Fraction(video.fps))
+            first_t = None
+            if start > 0 and stream.time_base is not None:
+                t_start = start / rate
+                container.seek(int(t_start / stream.time_base) + (stream.start_time or 0), stream=stream, backward=True)
+            index = None
+            for frame in container.decode(stream):
+                if frame.pts is None:
+                    continue
+                if first_t is None:
+                    first_t = float(stream.start_time or 0) * float(stream.time_base)
+                index = int(round((float(frame.pts * stream.time_base) - first_t) * float(rate)))
+                if index < start:
+                    continue
+                rgb = upright(frame.to_ndarray(format="rgb24"), int(round(frame.rotation or 0)) % 360)
+                eye = split_eye(rgb, video.stereo)
+                out[n] = cv2.resize(eye, (width, width // 2), interpolation=cv2.INTER_AREA)
+                n += 1
+                if n == n_frames:
+                    break
+    except av.error.FFmpegError as exc:
+        raise Pano360Error(f"cannot decode {video.path}: {exc}") from None
+    if n == 0:
+        raise Pano360Error(f"no frames at or after frame {start} in {video.path}")
+    out[n:] = out[n - 1]
+    return out
