@@ -2,7 +2,27 @@
 
 from pano360.project.camera import focal_from_hfov, hfov_from_focal, intrinsics, pixel_rays, project_to_pixels
 from pano360.project.erp import dirs_to_lonlat, dirs_to_uv, erp_pixel_dirs, lonlat_to_dirs, lonlat_to_uv, uv_to_dirs, uv_to_lonlat
-from pano360.project.remap import erp_to_persp, erp_to_persp_map, persp_footprint_map, persp_to_erp, rotate_erp, sample_erp
+from pano360.project.footprint import (
+    FootprintRegion,
+    feather_alpha,
+    fixed_point_maps,
+    footprint_box,
+    paste_region,
+    persp_footprint_region,
+    remap_region,
+    take_region,
+)
+from pano360.project.remap import (
+    Footprint,
+    dirs_to_uv_fast,
+    erp_to_persp,
+    erp_to_persp_map,
+    persp_footprint_map,
+    persp_to_erp,
+    rotate_erp,
+    rotate_erp_map,
+    sample_erp,
+)
 from pano360.project.rotation import (
     euler_to_matrix,
     interpolate_rotations,
@@ -17,7 +37,10 @@ from pano360.project.rotation import (
 __all__ = [
     "focal_from_hfov", "hfov_from_focal", "intrinsics", "pixel_rays", "project_to_pixels",
     "dirs_to_lonlat", "dirs_to_uv", "erp_pixel_dirs", "lonlat_to_dirs", "lonlat_to_uv", "uv_to_dirs", "uv_to_lonlat",
-    "erp_to_persp", "erp_to_persp_map", "persp_footprint_map", "persp_to_erp", "rotate_erp", "sample_erp",
+    "FootprintRegion", "feather_alpha", "fixed_point_maps", "footprint_box", "paste_region", "persp_footprint_region",
+    "remap_region", "take_region",
+    "Footprint", "dirs_to_uv_fast", "erp_to_persp", "erp_to_persp_map", "persp_footprint_map", "persp_to_erp",
+    "rotate_erp", "rotate_erp_map", "sample_erp",
     "euler_to_matrix", "interpolate_rotations", "matrix_to_euler", "matrix_to_quat", "quat_to_matrix",
     "rotation_angle_deg", "slerp", "smooth_rotations",
 ]

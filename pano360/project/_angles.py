@@ -1,0 +1,101 @@
+"""Fast, accurate ERP coordinates of many directions: the inner loop of every remap table.
+
+``numpy.arctan2`` on float32 runs at ~30 ns per element here; OpenCV's ``cv2.phase`` is ~40x
+faster but only accurate to ~1.7e-4 rad (0.11 px of a 4096-wide ERP). One Newton step,
+``a += (y cos a - x sin a) / r`` with ``cos``/``sin`` from ``cv2.polarToCart`` (accurate to 1e-7),
+brings the error to ~2e-4 px at a third of the cost of the exact float32 arctan2.
+
+The functions take the components of the NEGATED direction ``m = -d``, which the callers fold into
+their coefficients for free, so that ``cv2.phase``'s ``[0, 2 pi)`` range lands directly on the
+conventions' pixel range::
+
+    lon + pi = atan2(m_x, m_z) in [0, 2 pi)      ->  u = (lon + pi) / (2 pi) * W - 0.5
+    theta    = atan2(hypot(m_x, m_z), m_y)       ->  v = theta / pi * H - 0.5   (theta from straight up)
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+__all__ = ["uv_from_negated_dirs"]
+
+
+def _newton(a: np.ndarray, x: np.ndarray, y: np.ndarray, r: np.ndarray, c: np.ndarray, s: np.ndarray,
+            scale: float, offset: float) -> np.ndarray:
+    """``a <- scale * (a + (y cos a - x sin a) / r) + offset`` in place; ``c``, ``s`` are scratch.
+
+    One Newton step on ``sin(a_true - a)``; ``r == 0`` gives a zero step (``cv2.divide``'s rule).
+    """
+    cv2.polarToCart(None, a, c, s)
+    cv2.multiply(y, c, dst=c)
+    cv2.multiply(x, s, dst=s)
+    cv2.subtract(c, s, dst=c)
+    cv2.divide(c, r, dst=c, scale=scale)
+    return cv2.addWeighted(a, scale, c, 1.0, offset, dst=a)
+
+
+def _uv_rows(mx: np.ndarray, my: np.ndarray, mz: np.ndarray, u: np.ndarray, v: np.ndarray, scratch: np.ndarray,
+             ku: float, kv: float, precise: bool) -> None:
+    """Write ``u, v`` of the negated directions ``(mx, my, mz)`` (all ``(n, w)``); inputs are scratch too."""
+    rho, c, s = scratch
+    cv2.magnitude(mz, mx, rho)
+    cv2.phase(mz, mx, u)
+    cv2.phase(my, rho, v)
+    if not precise:
+        cv2.addWeighted(u, ku, u, 0.0, -0.5, dst=u)
+        cv2.addWeighted(v, kv, v, 0.0, -0.5, dst=v)
+        return
+    _newton(u, mz, mx, rho, c, s, ku, -0.5)
+    _newton(v, my, rho, cv2.magnitude(my, rho, mx), c, s, kv, -0.5)
+
+
+def uv_from_negated_dirs(mx: np.ndarray, my: np.ndarray, mz: np.ndarray, erp_w: int, erp_h: int,
+                         precise: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """ERP pixel coordinates ``u, v`` (float32 ``(h, w)``) of the directions ``d = -(mx, my, mz)`` (any length).
+
+    Inputs are float32 C-contiguous ``(h, w)`` arrays; they are OVERWRITTEN (used as scratch).
+    ``u`` lies in ``[-0.5, W - 0.5)``, ``v`` in ``[-0.5, H - 0.5]`` (up to the ~3e-4 px Newton
+    residual). ``precise=False`` skips the Newton step (error up to ~0.11 px at W = 4096).
+
+    >>> import numpy as np
+    >>> m = lambda a: np.array([[a]], dtype=np.float32)
+    >>> u, v = uv_from_negated_dirs(m(-1.0), m(0.0), m(0.0), 2048, 1024)  # d = +x: yaw +90
+    >>> round(float(u[0, 0]), 3), round(float(v[0, 0]), 3)
+    (1535.5, 511.5)
+    """
+    for a in (mx, my, mz):
+        if a.dtype != np.float32 or not a.flags.c_contiguous or a.ndim != 2 or a.shape != mx.shape:
+            raise ValueError(f"mx, my, mz must be C-contiguous float32 (h, w) arrays of one shape, got {a.dtype} {a.shape}")
+    u, v = np.empty_like(mx), np.empty_like(mx)
+    _uv_rows(mx, my, mz, u, v, np.empty((3,) + mx.shape, np.float32), erp_w / (2.0 * math.pi), erp_h / math.pi, precise)
+    return u, v
+
+
+def uv_separable(col_terms: np.ndarray, row_terms: np.ndarray, erp_w: int, erp_h: int, precise: bool = True,
+                 rows_per_chunk: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """ERP ``u, v`` tables ``(h, w)`` float32 of directions ``d = -(col_terms[:, j] + row_terms[:, i])``.
+
+    Every table of the project has this form: a view's ray ``R @ (x_j, y_i, 1)`` and an ERP
+    pixel's rotated direction (divided by ``cos(lat_i)``) are each a column term plus a row term.
+    ``col_terms`` is ``(3, w)``, ``row_terms`` ``(3, h)``. The work runs in chunks of rows so the
+    temporaries stay in cache and no full-size scratch is page-faulted in.
+    """
+    col_terms = np.asarray(col_terms, dtype=np.float32)
+    row_terms = np.asarray(row_terms, dtype=np.float32)
+    if col_terms.ndim != 2 or col_terms.shape[0] != 3 or row_terms.ndim != 2 or row_terms.shape[0] != 3:
+        raise ValueError(f"col_terms must be (3, w) and row_terms (3, h), got {col_terms.shape} and {row_terms.shape}")
+    h, w = row_terms.shape[1], col_terms.shape[1]
+    ku, kv = erp_w / (2.0 * math.pi), erp_h / math.pi
+    u = np.empty((h, w), np.float32)
+    v = np.empty((h, w), np.float32)
+    buf = np.empty((6, rows_per_chunk, w), np.float32)
+    for r0 in range(0, h, rows_per_chunk):
+        r1 = min(h, r0 + rows_per_chunk)
+        m = buf[:3, : r1 - r0]
+        for k in range(3):
+            np.add(row_terms[k, r0:r1, None], col_terms[k], out=m[k])
+        _uv_rows(m[0], m[1], m[2], u[r0:r1], v[r0:r1], buf[3:, : r1 - r0], ku, kv, precise)
+    return u, v
