@@ -212,3 +212,25 @@ def test_atomic_output_mode_and_checks(tmp_path):
     with pytest.raises(UsageError, match="is a folder"):
         check_output_path(tmp_path, overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "f"]
+
+
+def test_require_equirectangular():
+    with pytest.raises(Pano360Error, match="mesh projection is not supported"):
+        validate_video_input(shared_file("video360/sphericalv2.mp4"), require_equirectangular=True)
+    with pytest.raises(Pano360Error, match="not 2:1"):
+        validate_video_input(shared_file("clips/box.mp4"), require_equirectangular=True)
+    assert validate_video_input(shared_file("video360/congo.mp4"), require_equirectangular=True).spherical.stereo == "top-bottom"
+    assert validate_video_input(shared_file("video360/testRoom1_1920Mono.mp4"), require_equirectangular=True).spherical is None
+
+
+def test_writer_keeps_variable_frame_times(tmp_path):
+    times = [0.0, 0.04, 0.1, 0.11, 0.2, 0.45]
+    out = tmp_path / "vfr.mp4"
+    with VideoWriter(out, W, H, 25, preset="ultrafast", vfr=True) as w:
+        for i, t in enumerate(times):
+            w.write(np.full((H, W, 3), 30 * i, np.uint8), time_s=t)
+    got = [f.time_s for f in iter_frames(out)]
+    assert np.allclose(got, times, atol=1e-4), got
+    with VideoWriter(tmp_path / "cfr.mp4", W, H, 25, preset="ultrafast") as w:
+        with pytest.raises(ValueError, match="vfr"):
+            w.write(np.zeros((H, W, 3), np.uint8), time_s=0.5)

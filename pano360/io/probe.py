@@ -179,11 +179,21 @@ def probe_video(path: str | Path) -> VideoInfo:
     return info
 
 
-def validate_video_input(path: str | Path) -> VideoInfo:
+def validate_video_input(path: str | Path, *, require_equirectangular: bool = False) -> VideoInfo:
     """Check a command's input video and return its :class:`VideoInfo`.
 
-    One-line UsageError (exit 2) for a missing path or a folder; Pano360Error (exit 1) for an empty file, a file that is no video
-    (text named .mp4, a still image), an audio-only file, a truncated MP4, a video that does not
-    decode.
+    One-line UsageError (exit 2) for a missing path or a folder; Pano360Error (exit 1) for an
+    empty file, a file that is no video (text named .mp4, a still image), an audio-only file, a
+    truncated MP4, a video that does not decode. With ``require_equirectangular`` (commands that
+    take a 360 video) also for a mesh/cubemap/partial 360 video, and for a video with no 360
+    metadata whose frame is not 2:1 (a 2:1 frame without metadata is taken as equirectangular).
     """
-    return probe_video(path)
+    info = probe_video(path)
+    if require_equirectangular:
+        sph = info.spherical
+        if sph is not None and not sph.supported:
+            raise Pano360Error(f"{sph.reason}: {info.path}")
+        if sph is None and abs(info.width - 2 * info.height) > 2:
+            raise Pano360Error(f"not an equirectangular 360 video (no 360 metadata and {info.width}x{info.height} "
+                               f"is not 2:1): {info.path}")
+    return info

@@ -27,13 +27,14 @@ class VideoWriter:
     it); ``crf``/``preset`` go to the encoder; pixels are yuv420p and sizes must be even.
     ``audio_from`` names a file whose first audio stream is copied packet by packet (remuxed, not
     re-encoded; re-encoded to AAC only when the codec cannot go in an MP4), aligned to that file's
-    first video frame and cut at the end of the written video. Nothing cleans up the file on an
-    error: wrap the path in :func:`pano360.io.atomic.atomic_output`.
+    first video frame and cut at the end of the written video. ``vfr=True`` keeps each frame's own
+    time: ``write(rgb, time_s)`` (a 1/90000 s time base, as the reader's ``Frame.time_s`` gives).
+    Nothing cleans up the file on an error: wrap the path in :func:`pano360.io.atomic.atomic_output`.
     """
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float | Fraction, codec: str = "h264",
                  crf: int = 18, preset: str = "medium", audio_from: str | Path | None = None, *,
-                 faststart: bool = True) -> None:
+                 faststart: bool = True, vfr: bool = False) -> None:
         if width <= 0 or height <= 0 or width % 2 or height % 2:
             raise Pano360Error(f"video size must be positive and even, got {width}x{height}")
         if codec not in CODECS:
@@ -63,6 +64,13 @@ class VideoWriter:
             self._stream.width = width
             self._stream.height = height
             self._stream.pix_fmt = "yuv420p"
+            self._vfr = vfr
+            self._time_base = Fraction(1, 90000) if vfr else 1 / rate
+            self._last_pts = -1
+            self._last_time = 0.0
+            if vfr:
+                self._stream.codec_context.time_base = self._time_base
+                self._stream.time_base = self._time_base
             options = {"crf": str(int(crf)), "preset": preset}
             if codec == "hevc":
                 self._stream.codec_tag = "hvc1"
@@ -140,22 +148,32 @@ class VideoWriter:
 
     # -- video ------------------------------------------------------------------------------
 
-    def write(self, rgb: np.ndarray) -> None:
-        """Encode one ``(height, width, 3) uint8`` RGB frame."""
+    def write(self, rgb: np.ndarray, time_s: float | None = None) -> None:
+        """Encode one ``(height, width, 3) uint8`` RGB frame (at ``time_s`` seconds when ``vfr``)."""
         if self._closed:
             raise Pano360Error(f"writer for {self.path} is closed")
         if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
             raise ValueError(f"frame must be ({self.height}, {self.width}, 3) uint8, got {rgb.shape} {rgb.dtype}")
+        if self._vfr:
+            if time_s is None:
+                raise ValueError("a vfr writer needs each frame's time_s")
+            pts = max(int(round(float(time_s) / self._time_base)), self._last_pts + 1)  # strictly increasing
+        elif time_s is not None:
+            raise ValueError("time_s is only taken by a VideoWriter(..., vfr=True)")
+        else:
+            pts = self.frames_written
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        frame.pts = self.frames_written
-        frame.time_base = 1 / self.fps
+        frame.pts = pts
+        frame.time_base = self._time_base
         try:
             for packet in self._stream.encode(frame):
                 self._container.mux(packet)
         except av.error.FFmpegError as exc:
             raise Pano360Error(f"encoding {self.path} failed: {exc}") from None
+        self._last_pts = pts
         self.frames_written += 1
-        self._audio_until(self.frames_written / float(self.fps))
+        self._last_time = float(pts * self._time_base) + 1 / float(self.fps)  # end of this frame
+        self._audio_until(self._last_time)
 
     def close(self) -> None:
         """Flush the encoder, copy the rest of the audio (up to the video's end), close the file."""
@@ -164,7 +182,7 @@ class VideoWriter:
         try:
             for packet in self._stream.encode():
                 self._container.mux(packet)
-            self._audio_until(self.frames_written / float(self.fps))
+            self._audio_until(self._last_time)
             self._audio_packets = None
             if self._audio_encoder:
                 for out in self._audio_out.encode(None):
