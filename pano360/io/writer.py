@@ -6,6 +6,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 from pano360.errors import Pano360Error
@@ -162,7 +163,10 @@ class VideoWriter:
             raise ValueError("time_s is only taken by a VideoWriter(..., vfr=True)")
         else:
             pts = self.frames_written
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        # OpenCV's RGB -> I420 (BT.601 limited range, like libswscale's default) is ~10x faster at
+        # 4096x2048 (10 ms vs 111 ms measured) with a slightly lower round-trip error (1.44 vs 1.46).
+        frame = av.VideoFrame.from_ndarray(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420),
+                                           format="yuv420p")
         frame.pts = pts
         frame.time_base = self._time_base
         try:
@@ -182,7 +186,9 @@ class VideoWriter:
         try:
             for packet in self._stream.encode():
                 self._container.mux(packet)
-            self._audio_until(self._last_time)
+            # (subclasses that write frames themselves only keep frames_written up to date)
+            end = self._last_time if self._vfr else self.frames_written / float(self.fps)
+            self._audio_until(end)
             self._audio_packets = None
             if self._audio_encoder:
                 for out in self._audio_out.encode(None):
