@@ -1,10 +1,142 @@
-"""`pano360 reframe` (not implemented yet)."""
+"""`pano360 reframe IN360 OUT`: cut a flat (or tiny-planet / fisheye) shot out of a 360 video.
+
+The view is fixed (``--yaw/--pitch/--roll/--hfov``), keyframed (``--path keyframes.json``, format in
+:mod:`pano360.post.keyframes`) or a replayed trajectory (``--follow traj.json``: the clip's own
+camera path, size and FOV by default). With a path, ``--yaw/--pitch/--roll`` turn the camera
+further in its own frame and ``--hfov`` replaces the path's FOV.
+"""
 
 from __future__ import annotations
 
-from pano360.errors import Pano360Error
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from pano360.commands._options import JsonOpt, OverwriteOpt, QuietOpt
 
 
-def command() -> None:
-    """Not implemented yet."""
-    raise Pano360Error("pano360 reframe is not implemented yet")
+class Projection(str, Enum):
+    rectilinear = "rectilinear"
+    stereographic = "stereographic"
+    fisheye = "fisheye"
+
+
+class Preset(str, Enum):
+    natural = "natural"
+    tiny_planet = "tiny-planet"
+    fisheye = "fisheye"
+
+
+# preset -> (projection, hfov, pitch) used where the flag is not given
+PRESETS = {
+    "natural": ("rectilinear", 80.0, 0.0),
+    "tiny-planet": ("stereographic", 270.0, -90.0),
+    "fisheye": ("fisheye", 180.0, 0.0),
+}
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"1920x1080"`` -> ``(1920, 1080)``; both even and positive (4:2:0 video)."""
+    from pano360.errors import UsageError
+
+    try:
+        w, h = (int(p) for p in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--size must look like 1920x1080, got {text!r}") from None
+    if w <= 0 or h <= 0 or w % 2 or h % 2 or w > 16384 or h > 16384:
+        raise UsageError(f"--size must be even and positive (at most 16384), got {text}")
+    return w, h
+
+
+def command(
+    input: Annotated[Path, typer.Argument(help="An equirectangular (360) video.", show_default=False)],
+    output: Annotated[Path, typer.Argument(help="The flat MP4 to write.", show_default=False)],
+    yaw: Annotated[Optional[float], typer.Option("--yaw", help="Degrees, positive turns right.")] = None,
+    pitch: Annotated[Optional[float], typer.Option("--pitch", help="Degrees, positive looks up.")] = None,
+    roll: Annotated[Optional[float], typer.Option("--roll", help="Degrees, positive turns the camera clockwise.")] = None,
+    hfov: Annotated[Optional[float], typer.Option("--hfov", help="Horizontal field of view, degrees [default: 90].")] = None,
+    path: Annotated[Optional[Path], typer.Option("--path", help="Keyframes JSON: a moving virtual camera.")] = None,
+    follow: Annotated[Optional[Path], typer.Option("--follow", help="Trajectory JSON to replay (e.g. the clip's own).")] = None,
+    size: Annotated[Optional[str], typer.Option("--size", help="Output WxH, e.g. 1920x1080 or 1080x1920 [default: 1920x1080, or the trajectory's].")] = None,
+    projection: Annotated[Optional[Projection], typer.Option("--projection", help="Output projection [default: rectilinear].")] = None,
+    preset: Annotated[Optional[Preset], typer.Option("--preset", help="natural (80 deg flat), tiny-planet (stereographic looking down), fisheye (180 deg).")] = None,
+    crf: Annotated[int, typer.Option("--crf", help="x264 quality (lower is better).")] = 18,
+    overwrite: OverwriteOpt = False,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Render a virtual camera inside a 360 video: fixed, keyframed or a replayed trajectory."""
+    import json
+    import time
+
+    import numpy as np
+
+    from pano360.console import note, progress_enabled, stage_progress
+    from pano360.errors import UsageError
+    from pano360.io.atomic import atomic_output, check_output_path
+    from pano360.post.inputs import check_erp_video
+    from pano360.post.projections import max_hfov
+    from pano360.post.reframe import adjusted_camera, fixed_camera, follow_camera, keyframe_camera, reframe_video
+    from pano360.project.rotation import euler_to_matrix
+
+    if path is not None and follow is not None:
+        raise UsageError("--path and --follow cannot be combined: give one camera path")
+    info = check_erp_video(input)
+    check_output_path(output, overwrite, inputs=(input,))
+
+    proj_name, preset_hfov, preset_pitch = PRESETS[preset.value] if preset else ("rectilinear", None, 0.0)
+    proj_name = projection.value if projection else proj_name
+    if pitch is None and preset is not None and path is None and follow is None:
+        pitch = preset_pitch
+    hfov = hfov if hfov is not None else preset_hfov
+    if hfov is not None and not 0.0 < hfov < max_hfov(proj_name):
+        raise UsageError(f"--hfov must be in (0, {max_hfov(proj_name):.0f}) degrees for {proj_name}, got {hfov}")
+
+    traj = None
+    offsets = (yaw or 0.0, pitch or 0.0, roll or 0.0)
+    R_off = euler_to_matrix(*offsets) if any(offsets) else None
+    if follow is not None:
+        from pano360.trajectory import Trajectory
+
+        traj = Trajectory.load(follow)
+        camera = adjusted_camera(follow_camera(traj), R_off, hfov)
+    elif path is not None:
+        from pano360.post.keyframes import load_keyframes
+
+        keyframes, interpolation = load_keyframes(path)
+        camera = adjusted_camera(keyframe_camera(keyframes, interpolation), R_off, hfov)
+    else:
+        camera = fixed_camera(R_off if R_off is not None else np.eye(3), hfov if hfov is not None else 90.0)
+    # Every FOV the path will ask for must suit the projection.
+    probe_t = np.linspace(0.0, max(info.duration_s, 0.0), 64)
+    _, hfovs = camera(probe_t)
+    if not np.all((hfovs > 0) & (hfovs < max_hfov(proj_name))):
+        raise UsageError(f"the path asks for hfov up to {hfovs.max():.1f} deg; {proj_name} shows less than {max_hfov(proj_name):.0f}")
+
+    if size is not None:
+        width, height = parse_size(size)
+    elif traj is not None:
+        width, height = traj.width, traj.height
+        if width % 2 or height % 2:
+            raise UsageError(f"the trajectory's size {width}x{height} is odd; give an even --size")
+    else:
+        width, height = 1920, 1080
+
+    t0 = time.perf_counter()
+    with stage_progress(progress_enabled(quiet, json_output)) as progress:
+        task = progress.add_task("reframe", total=info.frame_count)
+        with atomic_output(output, overwrite=overwrite) as tmp:
+            result = reframe_video(input, tmp, camera, proj_name, width, height, crf=crf,
+                                   on_frame=lambda n: progress.update(task, completed=n))
+    seconds = time.perf_counter() - t0
+    summary = {"output": str(output), "frames": result.frames, "width": width, "height": height,
+               "projection": proj_name, "fps": result.fps, "seconds": round(seconds, 3),
+               "render_fps": round(result.frames / seconds, 2) if seconds > 0 else None,
+               "camera": "follow" if traj is not None else ("keyframes" if path is not None else "fixed")}
+    if json_output:
+        typer.echo(json.dumps(summary))
+    else:
+        note(f"wrote {output}: {result.frames} frames {width}x{height} {proj_name} "
+             f"({summary['render_fps']} frames/s)", quiet)

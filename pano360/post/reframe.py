@@ -1,0 +1,260 @@
+"""Render a flat shot from a 360 video along a virtual camera path, frame by frame, in YUV 4:2:0.
+
+The work stays in the decoder's planes (luma at full size, chroma at half size each way), as
+ffmpeg's ``v360`` does, so no RGB conversion runs at 4K. Decoding, table building + remapping
+and encoding overlap: a decoder thread feeds a small pool of render workers (OpenCV and numpy
+release the GIL) while the calling thread encodes in order (x264 has threads of its own).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterator
+
+import av
+import cv2
+import numpy as np
+
+from pano360.errors import Pano360Error
+from pano360.io.writer import VideoWriter
+from pano360.post.viewmap import sample, view_map
+
+__all__ = ["CameraFn", "Yuv420", "iter_yuv420", "render_yuv420", "reframe_video", "ReframeResult",
+           "fixed_camera", "keyframe_camera", "follow_camera", "adjusted_camera"]
+
+# times (N,) seconds -> (R (N, 3, 3) camera to world, hfov (N,) degrees)
+CameraFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+_BLACK = (16, 128, 128)  # limited-range black in Y, U, V
+
+
+@dataclass(frozen=True)
+class Yuv420:
+    """One decoded frame as 8-bit 4:2:0 planes: ``y (H, W)``, ``u, v (H/2, W/2)`` uint8."""
+
+    index: int
+    time_s: float
+    y: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+
+
+def _planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if frame.format.name != "yuv420p":
+        frame = frame.reformat(format="yuv420p")
+    # Views of the decoder's buffers (rows may be padded to line_size); they keep the frame alive.
+    y, u, v = (np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, :p.width] for p in frame.planes[:3])
+    rot = int(round(getattr(frame, "rotation", 0) or 0)) % 360
+    if rot:
+        code = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}.get(rot)
+        if code is None:
+            raise Pano360Error(f"unsupported display rotation of {rot} degrees")
+        y, u, v = (cv2.rotate(p, code) for p in (y, u, v))
+    return y, u, v
+
+
+def iter_yuv420(path: str | Path, max_frames: int | None = None) -> Iterator[Yuv420]:
+    """Decode a video as 4:2:0 planes with presentation times from 0 (upright, streaming)."""
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as exc:
+        raise Pano360Error(f"cannot open video {path}: {exc}") from None
+    with container:
+        if not container.streams.video:
+            raise Pano360Error(f"no video stream in {path}")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = float(stream.average_rate or 30)
+        t0 = None
+        index = 0
+        try:
+            for frame in container.decode(stream):
+                if frame.width % 2 or frame.height % 2:
+                    raise Pano360Error(f"video size must be even, got {frame.width}x{frame.height}: {path}")
+                t = frame.time if frame.time is not None else index / rate
+                t0 = t if t0 is None else t0
+                yield Yuv420(index, float(t - t0), *_planes(frame))
+                index += 1
+                if max_frames is not None and index >= max_frames:
+                    return
+        except av.error.FFmpegError as exc:
+            raise Pano360Error(f"cannot decode {path} at frame {index}: {exc}") from None
+
+
+def render_yuv420(frame: Yuv420, R: np.ndarray, hfov_deg: float, projection: str, width: int, height: int,
+                  step: int = 8) -> tuple[np.ndarray, bool]:
+    """Render one view of a 4:2:0 ERP frame: the packed ``(h * 3 / 2, w)`` yuv420p array, and
+    whether its table had to be built exactly (see :func:`pano360.post.viewmap.view_map`)."""
+    erp_h, erp_w = frame.y.shape
+    luma, chroma = view_map(R, hfov_deg, projection, width, height, erp_w, erp_h, step=step, chroma=True)
+    out = np.empty((height * 3 // 2, width), dtype=np.uint8)
+    flat = out.reshape(-1)
+    n, c = width * height, (width // 2) * (height // 2)
+    out[:height] = sample(frame.y, luma, _BLACK[0])
+    flat[n:n + c] = sample(frame.u, chroma, _BLACK[1]).reshape(-1)
+    flat[n + c:] = sample(frame.v, chroma, _BLACK[2]).reshape(-1)
+    return out, luma.exact
+
+
+class _Yuv420Writer(VideoWriter):
+    """VideoWriter that also takes packed yuv420p frames (no RGB round trip).
+
+    Uses the writer's encoder, timestamps and audio interleaving; belongs in ``io/writer.py`` as a
+    public method (asked of its owner).
+    """
+
+    def write_yuv420(self, packed: np.ndarray) -> None:
+        if packed.shape != (self.height * 3 // 2, self.width) or packed.dtype != np.uint8:
+            raise ValueError(f"frame must be ({self.height * 3 // 2}, {self.width}) uint8, got {packed.shape}")
+        frame = av.VideoFrame.from_ndarray(packed, format="yuv420p")
+        frame.pts = self.frames_written
+        frame.time_base = 1 / self.fps
+        try:
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+        except av.error.FFmpegError as exc:
+            raise Pano360Error(f"encoding {self.path} failed: {exc}") from None
+        self.frames_written += 1
+        self._audio_until(self.frames_written / float(self.fps))
+
+
+@dataclass(frozen=True)
+class ReframeResult:
+    """What :func:`reframe_video` wrote."""
+
+    frames: int
+    width: int
+    height: int
+    fps: float
+    exact_tables: int  # frames whose table was built exactly (a pole in view)
+
+
+def _video_rate(path: str | Path) -> Fraction:
+    with av.open(str(path)) as c:
+        if not c.streams.video:
+            raise Pano360Error(f"no video stream in {path}")
+        s = c.streams.video[0]
+        rate = s.average_rate or s.guessed_rate or Fraction(30)
+    return Fraction(rate)
+
+
+def _decode_thread(src: str | Path, q: "queue.Queue", stop: threading.Event, max_frames: int | None) -> None:
+    try:
+        for f in iter_yuv420(src, max_frames):
+            while not stop.is_set():
+                try:
+                    q.put(f, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set():
+                return
+        q.put(None)
+    except BaseException as exc:  # handed to the consumer, raised there
+        q.put(exc)
+
+
+def reframe_video(src: str | Path, dst: str | Path, camera: CameraFn, projection: str, width: int, height: int, *,
+                  crf: int = 18, preset: str = "medium", codec: str = "h264", audio: bool = True,
+                  max_frames: int | None = None, workers: int = 2, step: int = 8,
+                  on_frame: Callable[[int], None] | None = None) -> ReframeResult:
+    """Reframe the ERP video ``src`` into ``dst`` (written directly: wrap in ``atomic_output``).
+
+    ``camera(times)`` gives each frame's rotation (camera to world, the ERP's frame) and FOV.
+    Decoding, rendering (``workers`` threads) and encoding overlap.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    fps = _video_rate(src)
+    q: queue.Queue = queue.Queue(maxsize=workers + 2)
+    stop = threading.Event()
+    reader = threading.Thread(target=_decode_thread, args=(src, q, stop, max_frames), daemon=True)
+    exact = 0
+
+    def job(f: Yuv420) -> tuple[np.ndarray, bool]:
+        R, hfov = camera(np.array([f.time_s]))
+        return render_yuv420(f, R[0], float(hfov[0]), projection, width, height, step)
+
+    reader.start()
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool, \
+                _Yuv420Writer(dst, width, height, fps, codec=codec, crf=crf, preset=preset,
+                              audio_from=src if audio else None) as writer:
+            pending: deque = deque()
+            while True:
+                item = q.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if item is not None:
+                    pending.append(pool.submit(job, item))
+                while pending and (item is None or len(pending) > workers + 1):
+                    packed, was_exact = pending.popleft().result()
+                    exact += was_exact
+                    writer.write_yuv420(packed)
+                    if on_frame is not None:
+                        on_frame(writer.frames_written)
+                if item is None:
+                    break
+            frames = writer.frames_written
+    finally:
+        stop.set()
+        while reader.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                reader.join(timeout=0.05)
+    if frames == 0:
+        raise Pano360Error(f"no frames decoded from {src}")
+    return ReframeResult(frames=frames, width=width, height=height, fps=float(fps), exact_tables=exact)
+
+
+# -- virtual camera paths -------------------------------------------------------------------------
+
+
+def fixed_camera(R: np.ndarray, hfov_deg: float) -> CameraFn:
+    """A camera that never moves: rotation ``R (3, 3)`` and FOV at every time."""
+    R = np.asarray(R, dtype=np.float64)
+
+    def camera(times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = len(times)
+        return np.broadcast_to(R, (n, 3, 3)).copy(), np.full(n, float(hfov_deg))
+
+    return camera
+
+
+def keyframe_camera(keyframes: list, interpolation: str = "smooth") -> CameraFn:
+    """The keyframed camera of :mod:`pano360.post.keyframes`."""
+    from pano360.post.keyframes import camera_path
+
+    return lambda times: camera_path(keyframes, np.asarray(times, dtype=np.float64), interpolation)
+
+
+def follow_camera(traj) -> CameraFn:
+    """Replay a :class:`~pano360.trajectory.Trajectory` (SLERP between its frames, clamped at the
+    ends): reframing ``convert``'s output along the clip's own trajectory gives the clip back."""
+    from pano360.project.rotation import interpolate_rotations
+
+    def camera(times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        times = np.asarray(times, dtype=np.float64)
+        return interpolate_rotations(traj.time_s, traj.R, times), np.full(len(times), traj.hfov_deg)
+
+    return camera
+
+
+def adjusted_camera(camera: CameraFn, R_offset: np.ndarray | None = None, hfov_deg: float | None = None) -> CameraFn:
+    """``camera`` turned by ``R_offset`` in its own frame (``R @ R_offset``) and/or with its FOV replaced."""
+
+    def adjusted(times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        R, hfov = camera(times)
+        if R_offset is not None:
+            R = R @ R_offset
+        if hfov_deg is not None:
+            hfov = np.full(len(hfov), float(hfov_deg))
+        return R, hfov
+
+    return adjusted
