@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 __all__ = [
     "TopBox", "Box", "iter_top_level", "top_level", "parse_box", "parse_boxes", "serialize", "find", "find_all",
@@ -204,7 +204,7 @@ def _set_offsets(box: Box, offsets: list[int]) -> None:
         box.payload = head + struct.pack(">%dQ" % len(offsets), *offsets)
 
 
-def shift_chunk_offsets(moov: Box, shift: "callable[[int], int]") -> bool:
+def shift_chunk_offsets(moov: Box, shift: Callable[[int], int]) -> bool:
     """Replace every chunk offset ``o`` in the moov by ``shift(o)``.
 
     A 32-bit ``stco`` whose new offsets pass 4 GiB becomes a ``co64`` (and the moov grows by
