@@ -226,6 +226,8 @@ def _train(cfg: TrainConfig, warn: Callable[[str], None] | None) -> TrainResult:
             note(f"resuming with the checkpoint's {', '.join(f'{k}={saved[k]}' for k in changed)}")
         if cfg.steps <= resume_state["step"]:
             raise UsageError(f"--steps {cfg.steps} is not past the checkpoint's step {resume_state['step']}")
+    if not Path(cfg.data_dir).is_dir():
+        raise Pano360Error(f"training data folder not found: {cfg.data_dir}")
     out = check_output_path(cfg.out, cfg.overwrite, (cfg.data_dir,))
     folder = resolve_model_folder(cfg.model)
     check_model_folder(folder)
