@@ -8,7 +8,6 @@ import shutil
 import subprocess
 
 import av
-import pytest
 
 from pano360.cli import main
 from tests.conftest import shared_file
