@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from pano360.cli import main
-from tests.conftest import shared_file
+from conftest import shared_file
 
 ROOT = Path(__file__).resolve().parents[1]
 

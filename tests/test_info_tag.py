@@ -10,7 +10,7 @@ import subprocess
 import av
 
 from pano360.cli import main
-from tests.conftest import shared_file
+from conftest import shared_file
 
 
 def _run(argv, capsys):

@@ -17,7 +17,7 @@ from pano360.io.atomic import atomic_output
 from pano360.io.probe import probe_video, validate_video_input
 from pano360.io.reader import iter_frames
 from pano360.io.writer import VideoWriter
-from tests.conftest import shared_file
+from conftest import shared_file
 
 W, H = 64, 32
 

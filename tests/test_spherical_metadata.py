@@ -20,7 +20,7 @@ from pano360.io.spherical import (
     V1_UUID, finalize_360, inject_spherical, read_spherical, spherical_output, v2_boxes,
 )
 from pano360.io.writer import VideoWriter
-from tests.conftest import shared_file
+from conftest import shared_file
 
 
 def _clip(path: Path, codec: str, moov_first: bool, frames: int = 8) -> Path:
