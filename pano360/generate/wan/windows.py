@@ -44,8 +44,8 @@ def check_window(window: int, overlap: int) -> None:
 
     if window < 5 or window % 4 != 1:
         raise UsageError(f"window must be 4k+1 frames and >= 5 (e.g. 81, 49, 17), got {window}")
-    if not 0 <= overlap < window - 3:
-        raise UsageError(f"overlap must be in [0, {window - 4}] for a {window}-frame window, got {overlap}")
+    if not 0 <= overlap < window:
+        raise UsageError(f"overlap must be in [0, {window - 1}] for a {window}-frame window, got {overlap}")
 
 
 def plan_windows(n_frames: int, window: int = 81, overlap: int = 8) -> list[Window]:

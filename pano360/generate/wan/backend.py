@@ -1,0 +1,193 @@
+"""``WanBackend``: the generative FillBackend (Wan2.1 VACE outpainting + LoRA + blended decoding).
+
+Streams canvases through overlapping windows (``windows.plan_windows``): each window's canvases are
+shrunk to the generation size (``gen_width`` x ``gen_width/2``), outpainted by
+``WanOutpaintPipeline`` (unknown pixels grey, mask 1 = generate; frames carried over from the
+previous window fully known), decoded with blended 180°-rotated decoding, and composited under the
+real pixels at the canvas size (``decode.composite``). Memory holds one window.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from pano360.canvas import Canvas
+from pano360.errors import Pano360Error, UsageError
+from pano360.generate.wan.windows import check_window, round_up_4k1
+
+__all__ = ["MODEL_ENV", "WanBackend", "wan_available"]
+
+MODEL_ENV = "PANO360_MODEL"
+
+
+def _model_arg(model: str | Path | None) -> str:
+    return str(model) if model else os.environ.get(MODEL_ENV, "")
+
+
+def wan_available(model: str | Path | None = None) -> tuple[bool, str]:
+    """Whether ``--backend auto`` can pick Wan: a model (arg or ``PANO360_MODEL``) that resolves
+    to a complete VACE folder, and a CUDA GPU. Returns ``(ok, reason)``; loads no weights."""
+    name = _model_arg(model)
+    if not name:
+        return False, f"no Wan model configured (--model or {MODEL_ENV})"
+    import torch
+
+    if not torch.cuda.is_available():
+        return False, "no CUDA GPU"
+    from pano360.generate.wan.loading import check_model_folder, resolve_model_folder
+
+    try:
+        check_model_folder(resolve_model_folder(name))
+    except Pano360Error as exc:
+        return False, str(exc)
+    return True, f"Wan model {name} on {torch.cuda.get_device_name(0)}"
+
+
+class WanBackend:
+    """Fill the unseen sphere with Wan2.1 VACE. Loads the model (and LoRA) when constructed.
+
+    ``model``: a diffusers Wan2.1 VACE folder or hub id (default ``$PANO360_MODEL``).
+    ``device``: ``None`` = CUDA (error without a GPU), or ``"cpu"``; ``dtype``: bf16 on GPU, fp32 on CPU.
+    ``gen_width``: generation ERP width (height is half; multiple of 32). ``window``/``overlap``:
+    frames per generation window (4k+1) and frames carried over. ``blend_ratio``: ramp of the
+    blended decoding (W/ratio, 0 = plain decode). ``scheduler``: ``"euler"`` or ``"unipc"``.
+    ``components``: already loaded ``WanComponents`` (tests; skips loading).
+    """
+
+    name = "wan"
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        lora: str | Path | None = None,
+        lora_scale: float = 1.0,
+        prompt: str = "",
+        negative_prompt: str = "",
+        steps: int = 30,
+        guidance: float = 5.0,
+        shift: float | None = None,
+        seed: int = 0,
+        gen_width: int = 1024,
+        offload: bool = False,
+        device: str | None = None,
+        dtype=None,
+        window: int = 81,
+        overlap: int = 8,
+        blend_ratio: float = 16.0,
+        scheduler: str = "euler",
+        wrap_pad: int = 0,
+        rotate: bool = True,
+        components=None,
+    ):
+        if gen_width < 64 or gen_width % 32:
+            raise UsageError(f"--gen-width must be a multiple of 32 and >= 64 (height = width / 2), got {gen_width}")
+        if steps < 1:
+            raise UsageError(f"--steps must be >= 1, got {steps}")
+        if guidance < 0:
+            raise UsageError(f"--guidance must be >= 0, got {guidance}")
+        if shift is not None and shift <= 0:
+            raise UsageError(f"--shift must be > 0, got {shift}")
+        if blend_ratio and blend_ratio < 2:
+            raise UsageError(f"blend ratio must be 0 (off) or >= 2, got {blend_ratio}")
+        if scheduler not in ("euler", "unipc"):
+            raise UsageError(f"scheduler must be euler or unipc, got {scheduler!r}")
+        check_window(window, overlap)
+        self.prompt, self.negative_prompt = prompt, negative_prompt
+        self.steps, self.guidance, self.seed = int(steps), float(guidance), int(seed)
+        self.gen_width, self.gen_height = int(gen_width), int(gen_width) // 2
+        self.window, self.overlap = int(window), int(overlap)
+        self.blend_ratio, self.wrap_pad, self.rotate = float(blend_ratio), int(wrap_pad), bool(rotate)
+
+        from pano360.generate.wan.loading import load_wan_components
+        from pano360.generate.wan.pipeline import WanOutpaintPipeline
+
+        if components is None:
+            name = _model_arg(model)
+            if not name:
+                raise UsageError(f"the Wan backend needs --model DIR|HUB_ID (or {MODEL_ENV})")
+            components = load_wan_components(name, device=device, dtype=dtype, offload=offload)
+        self.components = components
+        self.lora_tensors = 0
+        if lora:
+            from pano360.generate.wan.lora import inject_lora
+
+            self.lora_tensors = inject_lora(components.transformer, lora, scale=lora_scale)
+        self.pipe = WanOutpaintPipeline(components, scheduler=scheduler, shift=shift)
+        self._embeds = None
+
+    def _prompt_embeds(self):
+        if self._embeds is None:
+            c = self.components
+            self._embeds = self.pipe.encode_prompts(self.prompt, self.negative_prompt, self.guidance)
+            if not c.offload and c.device.type == "cuda":
+                c.text_encoder.to("cpu")  # embeddings are cached: free the GPU for the transformer
+        return self._embeds
+
+    def _small(self, canvas: Canvas) -> tuple[np.ndarray, np.ndarray]:
+        """Canvas at the generation size: rgb uint8 and the generate-mask (True = not fully real)."""
+        import cv2
+
+        from pano360.decode.composite import resize_erp
+
+        w, h = self.gen_width, self.gen_height
+        rgb = resize_erp(canvas.rgb, w, h, cv2.INTER_AREA)
+        cover = resize_erp(canvas.mask.astype(np.float32), w, h, cv2.INTER_AREA)
+        return rgb, cover < 0.999
+
+    def fill(self, canvases: Iterable[Canvas]) -> Iterator[np.ndarray]:
+        """One ``(H, 2H, 3) uint8`` frame per canvas, in order; mask-True pixels unchanged."""
+        import torch
+
+        generator = torch.Generator("cpu").manual_seed(self.seed)
+        small: deque = deque(maxlen=self.window)  # (index, rgb_small, generate_mask_small)
+        made: dict[int, np.ndarray] = {}  # generated frames (gen size) that a later window may know
+        pending: dict[int, Canvas] = {}  # full-size canvases not yet output
+        start = done = n = 0
+        size = None
+        for idx, canvas in enumerate(canvases):
+            if size is None:
+                size = canvas.rgb.shape
+            elif canvas.rgb.shape != size:
+                raise Pano360Error(f"canvas {idx} is {canvas.rgb.shape}, the first was {size}")
+            small.append((idx, *self._small(canvas)))
+            pending[idx] = canvas
+            n = idx + 1
+            if n == start + self.window:
+                yield from self._window(start, n, done, small, made, pending, generator)
+                done, start = n, n - self.overlap
+        if done < n:
+            start = max(0, n - self.window)
+            yield from self._window(start, n, done, small, made, pending, generator)
+
+    def _window(self, start, stop, done, small, made, pending, generator) -> Iterator[np.ndarray]:
+        from pano360.decode.composite import composite
+
+        frames = {i: (rgb, gm) for i, rgb, gm in small if start <= i < stop}
+        video, mask = [], []
+        for i in range(start, stop):
+            rgb, gm = frames[i]
+            if i < done:  # carried over: fully known, real pixels over what we generated
+                video.append(np.where(gm[..., None], made[i], rgb))
+                mask.append(np.zeros_like(gm))
+            else:
+                video.append(rgb)
+                mask.append(gm)
+        length = round_up_4k1(stop - start)
+        video += [video[-1]] * (length - len(video))
+        mask += [mask[-1]] * (length - len(mask))
+        out = self.pipe(
+            np.stack(video), np.stack(mask).astype(np.float32), self._prompt_embeds(),
+            num_inference_steps=self.steps, guidance_scale=self.guidance, generator=generator,
+            rotate=self.rotate, blend_ratio=self.blend_ratio, wrap_pad=self.wrap_pad,
+        )
+        for i in [k for k in made if k < stop - self.window]:
+            del made[i]
+        for i in range(done, stop):
+            made[i] = out[i - start]
+            canvas = pending.pop(i)
+            yield composite(canvas.rgb, canvas.mask, out[i - start])
