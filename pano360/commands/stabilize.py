@@ -1,10 +1,121 @@
-"""`pano360 stabilize` (not implemented yet)."""
+"""`pano360 stabilize IN360 OUT360`: lock or smooth a 360 video's rotation, optionally level it.
+
+The rotation of every frame is measured on the sphere (:mod:`pano360.post.sphere_motion`), the
+output path chosen (:mod:`pano360.post.smoothing`) and every frame re-oriented; the output keeps
+the audio and carries Spherical Video V1 + V2 metadata.
+"""
 
 from __future__ import annotations
 
-from pano360.errors import Pano360Error
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from pano360.commands._options import JsonOpt, OverwriteOpt, QuietOpt
 
 
-def command() -> None:
-    """Not implemented yet."""
-    raise Pano360Error("pano360 stabilize is not implemented yet")
+class Mode(str, Enum):
+    lock = "lock"
+    smooth = "smooth"
+
+
+def command(
+    input: Annotated[Path, typer.Argument(help="An equirectangular (360) video.", show_default=False)],
+    output: Annotated[Path, typer.Argument(help="The stabilised 360 MP4 to write.", show_default=False)],
+    mode: Annotated[Mode, typer.Option("--mode", help="lock: the world holds still; smooth: keep a smoothed path.")] = Mode.lock,
+    smooth: Annotated[float, typer.Option("--smooth", help="Smoothing time constant in seconds (--mode smooth).")] = 0.5,
+    level: Annotated[bool, typer.Option("--level", help="Level the horizon (from the scene's vertical lines).")] = False,
+    save_trajectory: Annotated[Optional[Path], typer.Option("--save-trajectory", help="Also write the measured rotations (trajectory JSON).")] = None,
+    analysis_width: Annotated[int, typer.Option("--analysis-width", help="Width the rotation is measured at.")] = 960,
+    crf: Annotated[int, typer.Option("--crf", help="x264 quality (lower is better).")] = 18,
+    overwrite: OverwriteOpt = False,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Stabilise a 360 video (Gyroflow style: measure, smooth, re-orient)."""
+    import json
+    import time
+
+    import numpy as np
+
+    from pano360.console import note, progress_enabled, stage_progress
+    from pano360.errors import UsageError
+    from pano360.io.atomic import check_output_path
+    from pano360.io.spherical import spherical_output
+    from pano360.post.inputs import check_erp_video
+    from pano360.post.smoothing import corrections
+    from pano360.post.stabilize import estimate_video_rotations, render_corrected, target_path
+    from pano360.project.rotation import rotation_angle_deg
+
+    if not 0.0 <= smooth <= 60.0:
+        raise UsageError(f"--smooth must be within 0..60 seconds, got {smooth}")
+    if not 128 <= analysis_width <= 4096:
+        raise UsageError(f"--analysis-width must be within 128..4096, got {analysis_width}")
+    info = check_erp_video(input)
+    check_output_path(output, overwrite, inputs=(input,))
+    if save_trajectory is not None:
+        check_output_path(save_trajectory, True, inputs=(input, output))
+
+    t0 = time.perf_counter()
+    with stage_progress(progress_enabled(quiet, json_output)) as progress:
+        task = progress.add_task("measure rotation", total=info.frame_count)
+        traj = estimate_video_rotations(input, analysis_width, on_frame=lambda n: progress.update(task, completed=n))
+        up_world, level_info = None, {"applied": False}
+        if level:
+            up_world, level_info = _estimate_up(input, traj, analysis_width)
+            if up_world is None:
+                note(f"warning: not levelled: {level_info['reason']}", quiet)
+        S, R = target_path(traj, mode.value, smooth, up_world)
+        M = corrections(R, S)
+        task = progress.add_task("render", total=info.frame_count)
+        with spherical_output(output, overwrite=overwrite) as tmp:
+            frames = render_corrected(input, tmp, M, info.fps, crf=crf,
+                                      on_frame=lambda n: progress.update(task, completed=n))
+    if save_trajectory is not None:
+        traj.save(save_trajectory)
+    steps = rotation_angle_deg(traj.R[1:], traj.R[:-1]) if len(traj) > 1 else np.zeros(1)
+    summary = {
+        "output": str(output), "frames": frames, "mode": mode.value,
+        "smooth_s": smooth if mode == Mode.smooth else None, "level": level_info,
+        "rotation_deg_per_frame": {"mean": round(float(steps.mean()), 4), "max": round(float(steps.max()), 4)},
+        "max_correction_deg": round(float(rotation_angle_deg(M, np.eye(3)).max()), 3),
+        "min_inliers": int(traj.inliers.min()), "seconds": round(time.perf_counter() - t0, 3),
+    }
+    if json_output:
+        typer.echo(json.dumps(summary))
+    else:
+        note(f"wrote {output}: {frames} frames, {mode.value}"
+             f"{', levelled' if level_info.get('applied') else ''}", quiet)
+
+
+def _estimate_up(path: Path, traj, analysis_width: int, samples: int = 5):
+    """World up from the vertical lines of a few frames (each frame's up turned into the world)."""
+    import cv2
+    import numpy as np
+
+    from pano360.io.reader import iter_frames
+    from pano360.post.level import estimate_up
+
+    picks = set(np.linspace(0, len(traj) - 1, min(samples, len(traj))).round().astype(int).tolist())
+    ups, weights = [], []
+    for f in iter_frames(path, max_width=analysis_width):
+        if f.index > max(picks):
+            break
+        if f.index not in picks:
+            continue
+        gray = cv2.cvtColor(f.rgb, cv2.COLOR_RGB2GRAY)
+        try:
+            up, share = estimate_up(gray, np.random.default_rng(f.index))
+        except ValueError:
+            continue
+        if share >= 0.5:  # most straight lines agree: a built scene with verticals
+            ups.append(traj.R[f.index] @ up)
+            weights.append(share)
+    if not ups:
+        return None, {"applied": False, "reason": "too few vertical lines agree in the picture"}
+    up = (np.array(ups) * np.array(weights)[:, None]).sum(0)
+    up /= np.linalg.norm(up)
+    tilt = float(np.degrees(np.arccos(np.clip(-up[1], -1.0, 1.0))))
+    return up, {"applied": True, "tilt_deg": round(tilt, 3), "frames": len(ups), "method": "vertical lines"}

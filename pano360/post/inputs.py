@@ -17,14 +17,10 @@ def check_erp_video(path: str | Path):
     """
     from pano360.io.probe import validate_video_input
 
-    info = validate_video_input(path)
+    info = validate_video_input(path, require_equirectangular=True)
     sph = info.spherical
     if sph is not None and sph.stereo not in ("none",):
         raise Pano360Error(f"stereo ({sph.stereo}) 360 video is not supported, only mono equirectangular: {path}")
-    if sph is not None and not sph.supported and sph.projection != "equirectangular":
-        raise Pano360Error(f"{sph.projection}-projection 360 video is not supported, only equirectangular: {path}")
-    if sph is not None and not sph.supported:
-        raise Pano360Error(f"unsupported 360 video ({sph.reason or sph.projection}): {path}")
     if info.width != 2 * info.height:
         raise Pano360Error(f"not an equirectangular video: {info.width}x{info.height} is not 2:1: {path}")
     return info

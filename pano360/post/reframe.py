@@ -113,7 +113,7 @@ class _Yuv420Writer(VideoWriter):
             raise ValueError(f"frame must be ({self.height * 3 // 2}, {self.width}) uint8, got {packed.shape}")
         frame = av.VideoFrame.from_ndarray(packed, format="yuv420p")
         frame.pts = self.frames_written
-        frame.time_base = 1 / self.fps
+        frame.time_base = self._time_base
         try:
             for packet in self._stream.encode(frame):
                 self._container.mux(packet)

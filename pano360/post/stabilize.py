@@ -1,0 +1,130 @@
+"""Stabilise a 360 video: measure its rotation on the sphere, choose the path the output should
+have (a smoother from :mod:`pano360.post.smoothing`, optionally levelled), and re-orient every
+frame by its correction (``project.remap.rotate_erp``), as Gyroflow separates motion, smoothing
+and rendering."""
+
+from __future__ import annotations
+
+from collections import deque
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from pano360.errors import Pano360Error
+from pano360.io.reader import iter_frames
+from pano360.io.writer import VideoWriter
+from pano360.post.smoothing import corrections, level_path, smooth_lock, smooth_plain
+from pano360.post.sphere_motion import SphereTracker
+from pano360.project.remap import rotate_erp
+from pano360.project.rotation import check_rotations
+from pano360.trajectory import Trajectory
+
+__all__ = ["estimate_video_rotations", "target_path", "level_rotation", "render_corrected", "MODES"]
+
+MODES = ("lock", "smooth")
+
+
+def estimate_video_rotations(path: str | Path, analysis_width: int = 960, max_frames: int | None = None,
+                             on_frame: Callable[[int], None] | None = None) -> Trajectory:
+    """Every frame's rotation (camera to world = frame 0's camera) of an ERP video, measured on
+    gray frames downscaled to ``analysis_width`` (:mod:`pano360.post.sphere_motion`)."""
+    tracker = None
+    times, Rs, inl = [], [], []
+    width = height = 0
+    for f in iter_frames(path, max_width=analysis_width):
+        if max_frames is not None and f.index >= max_frames:
+            break
+        gray = cv2.cvtColor(f.rgb, cv2.COLOR_RGB2GRAY)
+        if tracker is None:
+            height, width = gray.shape
+            if width != 2 * height:
+                gray = cv2.resize(gray, (2 * height, height), interpolation=cv2.INTER_AREA)
+                width = 2 * height
+            tracker = SphereTracker(width, height, generator=np.random.default_rng(0))
+        elif gray.shape != (height, width):
+            gray = cv2.resize(gray, (width, height), interpolation=cv2.INTER_AREA)
+        R, n = tracker.update(f.index, gray)
+        times.append(f.time_s)
+        Rs.append(R)
+        inl.append(n)
+        if on_frame is not None:
+            on_frame(len(Rs))
+    if not Rs:
+        raise Pano360Error(f"no frames decoded from {path}")
+    return Trajectory(time_s=np.array(times), R=np.stack(Rs), hfov_deg=360.0, width=width, height=height,
+                      inliers=np.array(inl), source=Path(path).name)
+
+
+def level_rotation(up_world: np.ndarray) -> np.ndarray:
+    """The smallest rotation ``G (3, 3)`` taking the world's up direction to -y (``d_level = G d``)."""
+    u = np.asarray(up_world, dtype=np.float64)
+    u = u / np.linalg.norm(u)
+    target = np.array([0.0, -1.0, 0.0])
+    axis = np.cross(u, target)
+    s, c = np.linalg.norm(axis), float(np.dot(u, target))
+    if s < 1e-12:
+        return np.eye(3) if c > 0 else np.diag([1.0, -1.0, -1.0])
+    from pano360.project.rotation import rotvec_to_matrix
+
+    return rotvec_to_matrix(axis / s * np.arctan2(s, c))
+
+
+def target_path(traj: Trajectory, mode: str = "lock", smooth_s: float = 0.5,
+                up_world: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The orientation ``S (N, 3, 3)`` (camera to world) each output frame should have, and the
+    camera path ``R`` in the same (possibly levelled) world: ``corrections(R, S)`` re-orients.
+
+    ``lock``: frame 0's orientation throughout; ``smooth``: the path smoothed with time constant
+    ``smooth_s``. With ``up_world`` (the world's up direction) the path is expressed in the levelled
+    world and keeps only its heading, so the horizon is level in every output frame.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    R = traj.R
+    if up_world is not None:
+        R = level_rotation(up_world) @ R
+    moved = Trajectory(traj.time_s, R, traj.hfov_deg, traj.width, traj.height, traj.inliers, traj.source)
+    S = (smooth_lock(moved) if mode == "lock" else smooth_plain(moved, smooth_s)).R
+    if up_world is not None:
+        S = level_path(S)
+    return S, R
+
+
+def render_corrected(src: str | Path, dst: str | Path, M: np.ndarray, fps: float | Fraction, *, crf: int = 18,
+                     audio: bool = True, workers: int = 2, on_frame: Callable[[int], None] | None = None) -> int:
+    """Re-orient frame i of the ERP video ``src`` by ``M[i]`` (``rotate_erp``) into ``dst``; returns
+    the frame count. Frames past ``len(M)`` reuse the last correction."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    M = check_rotations(M)
+    written = 0
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: deque = deque()
+        writer = None
+        try:
+            for f in iter_frames(src):
+                h, w = f.rgb.shape[:2]
+                if writer is None:
+                    writer = VideoWriter(dst, w, h, fps, crf=crf, audio_from=src if audio else None)
+                pending.append(pool.submit(rotate_erp, f.rgb, M[min(f.index, len(M) - 1)]))
+                while len(pending) > workers + 1:
+                    writer.write(pending.popleft().result())
+                    written += 1
+                    if on_frame is not None:
+                        on_frame(written)
+            while pending:
+                writer.write(pending.popleft().result())
+                written += 1
+                if on_frame is not None:
+                    on_frame(written)
+        except BaseException:
+            if writer is not None:
+                writer.__exit__(Exception, None, None)
+            raise
+        if writer is None:
+            raise Pano360Error(f"no frames decoded from {src}")
+        writer.close()
+    return written
