@@ -1,0 +1,234 @@
+"""Every frame's camera rotation and the field of view, from the video alone: the library behind `track`.
+
+Steps: 1. track (``frontend.Tracker`` on gray frames with the long side at most 640 px);
+2. link keyframes through shared tracks; 3. FOV: the user's, else a 1-D search on the
+rotation-only residual (seeded from container metadata when a phone wrote a focal length);
+4. chain keyframe rotations, adjust them with the FOV (``bundle.adjust``); 5. close loops (ORB
+between keyframes that look the same way) and adjust again; 6. every frame from its reference
+keyframe (best rotation on its inlier rays), frames with nothing to track SLERPed between
+neighbours. Memory depends on the clip's length only through small per-frame arrays.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from pano360.errors import Pano360Error
+from pano360.project.camera import focal_from_hfov
+from pano360.project.rotation import interpolate_rotations, rotation_angle_deg
+from pano360.slam.bundle import adjust, search_hfov
+from pano360.slam.frontend import FrameObs, Tracker, TrackerConfig
+from pano360.slam.geometry import best_rotation, pixels_to_rays
+from pano360.slam.links import chain_rotations, loop_links, track_links
+from pano360.trajectory import Trajectory
+
+__all__ = ["TrackResult", "estimate_rotations", "estimate_trajectory", "track_clip", "WORK_SIZE", "DEFAULT_HFOV_DEG"]
+
+WORK_SIZE = 640  # long side of the frames the tracker sees
+DEFAULT_HFOV_DEG = 65.0  # a phone's main camera in video mode, used only when the FOV cannot be observed
+LOW_CONFIDENCE_INLIERS = 25
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    """A trajectory and how it was obtained.
+
+    Attributes:
+        trajectory: one rotation per decoded frame (``R[0] = I``) and the FOV.
+        hfov_source: "user", "estimated", "metadata" or "default".
+        keyframes: number of keyframes; loop_closures: loop links found.
+        warnings: one line each for a person: which frames and why (untrackable, low confidence...).
+        low_confidence: ``(N,)`` bool, frames whose rotation was interpolated or rests on few features.
+        stats: numbers for benchmarks (seconds per stage, residual RMS in work pixels, ...).
+    """
+
+    trajectory: Trajectory
+    hfov_source: str
+    keyframes: int
+    loop_closures: int
+    warnings: list[str] = field(default_factory=list)
+    low_confidence: np.ndarray = field(default=None)  # type: ignore[assignment]
+    stats: dict = field(default_factory=dict)
+
+
+def _ranges(idx: np.ndarray) -> list[tuple[int, int]]:
+    """Consecutive runs ``[(first, last), ...]`` of sorted integers."""
+    if len(idx) == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(idx) > 1)
+    starts = np.concatenate([[idx[0]], idx[breaks + 1]])
+    ends = np.concatenate([idx[breaks], [idx[-1]]])
+    return [(int(a), int(b)) for a, b in zip(starts, ends)]
+
+
+def _fmt_ranges(runs: list[tuple[int, int]], limit: int = 6) -> str:
+    text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs[:limit])
+    return text + (f" and {len(runs) - limit} more" if len(runs) > limit else "")
+
+
+def _frame_rotation(obs: FrameObs, R_kf: np.ndarray, w: int, h: int, f: float) -> np.ndarray:
+    """A frame's rotation from its reference keyframe: best rotation on its rays, refit without outliers."""
+    ra = pixels_to_rays(obs.kf_pts, w, h, f)
+    rb = pixels_to_rays(obs.pts, w, h, f)
+    ua = ra / np.linalg.norm(ra, axis=1, keepdims=True)
+    ub = rb / np.linalg.norm(rb, axis=1, keepdims=True)
+    rel = best_rotation(ua, ub)
+    err = np.linalg.norm(ub @ rel.T - ua, axis=1) * f
+    keep = err < max(3.0 * np.median(err), 0.5)
+    if 3 <= keep.sum() < len(keep):
+        rel = best_rotation(ua[keep], ub[keep])
+    return R_kf @ rel
+
+
+def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg: float | None, hfov_hint: float | None,
+           source: str, stats: dict) -> TrackResult:
+    w, h = tracker.width, tracker.height
+    frames, kfs = tracker.frames, tracker.keyframes
+    n = len(frames)
+    warnings: list[str] = []
+    if not kfs:
+        raise Pano360Error(f"cannot track {source or 'the clip'}: none of its {n} frames has anything to track (black, blank or featureless video)")
+    t0 = time.perf_counter()
+    segments = np.array([k.segment for k in kfs])
+    links = track_links(kfs)
+    # 1. Field of view.
+    hfov_source = "user"
+    hfov = hfov_deg
+    if hfov is None:
+        seed, contrast = search_hfov(links, w, h)
+        stats["hfov_search_deg"] = seed
+        stats["hfov_contrast"] = contrast
+        if math.isfinite(seed) and contrast > 0.05:
+            hfov, hfov_source = seed, "estimated"
+        else:
+            hfov = hfov_hint if hfov_hint is not None else DEFAULT_HFOV_DEG
+            hfov_source = "metadata" if hfov_hint is not None else "default"
+            warnings.append(f"the field of view cannot be measured (the camera hardly rotates); assumed {hfov:.1f} deg "
+                            f"({'from the file' if hfov_hint is not None else 'a typical phone'}); pass --hfov if you know it")
+    solve_focal = hfov_source == "estimated"
+    # 2. Keyframe rotations, adjusted; then loops closed and adjusted again.
+    f = focal_from_hfov(w, hfov)
+    R_init = chain_rotations(len(kfs), links, w, h, f, segments)
+    restarts = np.array([k for k in range(1, len(kfs)) if segments[k] != segments[k - 1]], np.int64)
+    ba = adjust(links, R_init, w, h, hfov, solve_focal=solve_focal, priors=restarts)
+    loops = loop_links(kfs, ba.R, w, h, focal_from_hfov(w, ba.hfov_deg), ba.hfov_deg)
+    if loops:
+        ba = adjust(links + loops, ba.R, w, h, ba.hfov_deg, solve_focal=solve_focal, priors=restarts)
+    stats["backend_s"] = time.perf_counter() - t0
+    stats["ba_rms_px"] = ba.rms_px
+    linked = {lk.b for lk in loops} | {lk.a for lk in loops}
+    for k in restarts:
+        if int(k) not in linked:
+            warnings.append(f"frame {kfs[k].frame}: tracking broke (a cut to another scene, or motion too fast to follow) and the view "
+                            f"was not recognised again; rotations from there on continue from the frame before and may be off")
+    # 3. Every frame.
+    hfov = ba.hfov_deg
+    f = focal_from_hfov(w, hfov)
+    R = np.repeat(np.eye(3)[None], n, axis=0)
+    ok = np.zeros(n, bool)
+    kf_of_frame = {k.frame: i for i, k in enumerate(kfs)}
+    for i, obs in enumerate(frames):
+        if i in kf_of_frame:
+            R[i], ok[i] = ba.R[kf_of_frame[i]], True
+        elif obs.ref_kf >= 0 and len(obs.pts) >= 3:
+            R[i], ok[i] = _frame_rotation(obs, ba.R[obs.ref_kf], w, h, f), True
+    if not ok.all():
+        good = np.flatnonzero(ok)
+        R[~ok] = interpolate_rotations(times[good], R[good], times[~ok])
+        warnings.append(f"frames {_fmt_ranges(_ranges(np.flatnonzero(~ok)))}: nothing to track (black, blank or featureless); rotations interpolated")
+    inliers = np.array([obs.inliers for obs in frames], np.int64)
+    weak = ok & (inliers < LOW_CONFIDENCE_INLIERS)
+    if weak.any():
+        warnings.append(f"frames {_fmt_ranges(_ranges(np.flatnonzero(weak)))}: few features (low texture or blur); low confidence")
+    # The world is the first frame's camera (it may differ from keyframe 0 when the clip opens black).
+    R = R[0].T[None] @ R
+    traj = Trajectory(time_s=times, R=R, hfov_deg=hfov, width=out_w, height=out_h, inliers=inliers, source=source)
+    stats.update(keyframes=len(kfs), loop_links=len(loops), links=len(links))
+    return TrackResult(traj, hfov_source, len(kfs), len(loops), warnings, (~ok) | weak, stats)
+
+
+def _work_size(width: int, height: int) -> tuple[int, int]:
+    s = min(1.0, WORK_SIZE / max(width, height))
+    return max(16, int(round(width * s))), max(16, int(round(height * s)))
+
+
+def _to_gray(frame: np.ndarray, work: tuple[int, int]) -> np.ndarray:
+    g = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
+    if (g.shape[1], g.shape[0]) != work:
+        g = cv2.resize(g, work, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(g)
+
+
+def _run(frames: Iterable[tuple[float, np.ndarray]], width: int, height: int, hfov_deg: float | None, hfov_hint: float | None,
+         source: str, progress: Callable[[int], None] | None, config: TrackerConfig | None) -> TrackResult:
+    if hfov_deg is not None and not 1.0 < hfov_deg < 179.0:
+        raise Pano360Error(f"--hfov must be between 1 and 179 degrees, got {hfov_deg}")
+    work = _work_size(width, height)
+    tracker = Tracker(work[0], work[1], config or TrackerConfig())
+    times = []
+    t0 = time.perf_counter()
+    for i, (t, frame) in enumerate(frames):
+        tracker.push(_to_gray(frame, work))
+        times.append(t)
+        if progress is not None:
+            progress(i + 1)
+    if not times:
+        raise Pano360Error(f"no frames to track in {source or 'the clip'}")
+    stats = {"frontend_s": time.perf_counter() - t0, "frames": len(times), "work_size": list(work)}
+    result = _solve(tracker, np.asarray(times, np.float64), width, height, hfov_deg, hfov_hint, source, stats)
+    stats["total_s"] = time.perf_counter() - t0
+    return result
+
+
+def estimate_rotations(frames: Iterable[np.ndarray], times: Iterable[float], width: int, height: int, hfov_deg: float | None = None,
+                       *, config: TrackerConfig | None = None) -> Trajectory:
+    """Camera rotation of every frame of a perspective sequence (and the FOV when not given).
+
+    Args:
+        frames: ``(height, width)`` gray or ``(height, width, 3)`` RGB uint8 frames, streamed in order
+            (any iterable; they are not kept).
+        times: ``(N,)`` their times in seconds.
+        width, height: the frames' size (what the FOV refers to).
+        hfov_deg: the horizontal FOV when known (e.g. a cube face's 90); estimated otherwise.
+
+    Returns:
+        A :class:`Trajectory` with ``R[0] = I``. Use :func:`track_clip`-style :class:`TrackResult`
+        via :func:`estimate_trajectory` for warnings. Raises Pano360Error when nothing can be tracked.
+    """
+    pairs = zip(times, frames)
+    return _run(((float(t), fr) for t, fr in pairs), width, height, hfov_deg, None, "", None, config).trajectory
+
+
+def _frames_of(path: Path, max_width: int) -> Iterator[tuple[float, np.ndarray]]:
+    from pano360.io.reader import iter_frames
+
+    for fr in iter_frames(path, max_width=max_width):
+        yield fr.time_s, fr.rgb
+
+
+def track_clip(path: str | Path, hfov_deg: float | None = None, progress: Callable[[int], None] | None = None,
+               config: TrackerConfig | None = None) -> TrackResult:
+    """Track a video file: every decoded frame's rotation, the FOV, warnings. See :class:`TrackResult`."""
+    from pano360.io.probe import validate_video_input
+    from pano360.slam.metadata import hfov_from_metadata
+
+    path = Path(path)
+    info = validate_video_input(path)
+    work = _work_size(info.width, info.height)
+    hint = hfov_from_metadata(path, info.width, info.height)
+    result = _run(_frames_of(path, work[0]), info.width, info.height, hfov_deg, hint, path.name, progress, config)
+    if hint is not None:
+        result.stats["hfov_metadata_deg"] = hint
+    return result
+
+
+def estimate_trajectory(path: str | Path, hfov_deg: float | None = None, progress: Callable[[int], None] | None = None) -> Trajectory:
+    """The trajectory of a video file (one entry per decoded frame, ``R[0] = I``); see :func:`track_clip`."""
+    return track_clip(path, hfov_deg, progress).trajectory

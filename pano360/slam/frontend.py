@@ -1,0 +1,225 @@
+"""The tracking front end: KLT tracks spread on a grid, homography RANSAC, keyframes, no frames kept.
+
+One :class:`Tracker` is fed downscaled gray frames in order. It keeps only the previous frame's
+pyramid and the live tracks; what the back end needs survives as small arrays: per keyframe the
+live track ids and positions (plus ORB descriptors for loop closure), per frame a sample of its
+inlier correspondences with its reference keyframe. Memory therefore grows by about 2 kB a
+frame, never by a frame.
+
+Outliers (moving objects, bad tracks) found by the RANSAC are dropped for good: a track is never
+re-admitted, which is what keeps a large textured object moving with the camera from pulling
+the estimate (NOTES.md, "Rotation and focal estimation on a CPU").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+__all__ = ["TrackerConfig", "Keyframe", "FrameObs", "Tracker"]
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Front-end settings, in pixels of the downscaled frame."""
+
+    grid: tuple[int, int] = (8, 6)  # cells across the longer, shorter side
+    per_cell: int = 6
+    min_distance: float = 10.0
+    quality: float = 0.004  # corner strength relative to the frame's strongest, below which a cell stays empty
+    win: int = 21
+    levels: int = 3
+    fb_max_px: float = 0.7
+    ransac_px: float = 1.5
+    kf_inlier_ratio: float = 0.6
+    kf_disp_frac: float = 0.12
+    min_inliers: int = 12
+    max_obs: int = 96
+    orb_features: int = 600
+
+
+@dataclass
+class Keyframe:
+    """A keyframe: frame index, segment, live track ids ``(n,)`` and positions ``(n, 2)``, ORB data."""
+
+    frame: int
+    segment: int
+    ids: np.ndarray
+    pts: np.ndarray
+    orb_pts: np.ndarray
+    orb_desc: np.ndarray | None
+
+
+@dataclass
+class FrameObs:
+    """A frame's evidence: reference keyframe (-1 when lost), ``kf_pts``/``pts`` ``(k, 2)`` inlier pairs.
+
+    ``reason`` is "" normally, "restart" when tracking broke here and a new segment began (a cut,
+    or motion too fast to follow), "no texture" when the frame had nothing to track.
+    """
+
+    ref_kf: int
+    kf_pts: np.ndarray
+    pts: np.ndarray
+    inliers: int
+    reason: str = ""
+
+
+def _empty2() -> np.ndarray:
+    return np.zeros((0, 2), np.float32)
+
+
+@dataclass
+class Tracker:
+    """Streaming KLT tracker; call :meth:`push` with each ``(h, w) uint8`` gray frame in order."""
+
+    width: int
+    height: int
+    config: TrackerConfig = field(default_factory=TrackerConfig)
+    keyframes: list[Keyframe] = field(default_factory=list)
+    frames: list[FrameObs] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        cfg = self.config
+        cols, rows = cfg.grid if self.width >= self.height else cfg.grid[::-1]
+        self._cells = [(int(self.width * c / cols), int(self.width * (c + 1) / cols), int(self.height * r / rows), int(self.height * (r + 1) / rows))
+                       for r in range(rows) for c in range(cols)]
+        self._orb = cv2.ORB_create(cfg.orb_features)
+        self._prev_pyr = None
+        self._kf_img = None
+        self._pts = _empty2()  # live tracks in the previous frame
+        self._ids = np.zeros(0, np.int64)
+        self._kf_pts = _empty2()  # positions of the live tracks at the current keyframe
+        self._kf_count = 0
+        self._next_id = 0
+        self._segment = -1
+        self._lost = True
+        self._H_step = np.eye(3)
+        self._H_prev = np.eye(3)
+
+    # -- detection -------------------------------------------------------------------------
+    def _detect(self, gray: np.ndarray, existing: np.ndarray) -> np.ndarray:
+        """New corners ``(m, 2)`` float32, at most ``per_cell`` per grid cell counting ``existing``."""
+        cfg = self.config
+        eig = cv2.cornerMinEigenVal(gray, 5, 3)
+        floor = max(float(eig.max()) * cfg.quality, 2e-4)
+        mask = np.full(gray.shape, 255, np.uint8)
+        margin = cfg.win // 2 + 2
+        mask[:margin], mask[-margin:], mask[:, :margin], mask[:, -margin:] = 0, 0, 0, 0
+        for x, y in existing:
+            cv2.circle(mask, (int(x), int(y)), int(cfg.min_distance), 0, -1)
+        counts = np.zeros(len(self._cells), np.int64)
+        if len(existing):
+            cols, rows = (cfg.grid if self.width >= self.height else cfg.grid[::-1])
+            cx = np.clip((existing[:, 0] * cols / self.width).astype(int), 0, cols - 1)
+            cy = np.clip((existing[:, 1] * rows / self.height).astype(int), 0, rows - 1)
+            np.add.at(counts, cy * cols + cx, 1)
+        found = []
+        for k, (x0, x1, y0, y1) in enumerate(self._cells):
+            want = cfg.per_cell - counts[k]
+            if want <= 0:
+                continue
+            cell_max = float(eig[y0:y1, x0:x1].max())
+            if cell_max < floor:
+                continue  # no texture here (sky, a white wall): better no corner than a noise corner
+            pts = cv2.goodFeaturesToTrack(gray[y0:y1, x0:x1], int(want), min(0.99, max(0.02, floor / cell_max)), cfg.min_distance,
+                                          mask=mask[y0:y1, x0:x1], blockSize=5)
+            if pts is not None:
+                found.append(pts.reshape(-1, 2) + np.array([x0, y0], np.float32))
+        return np.concatenate(found).astype(np.float32) if found else _empty2()
+
+    def _make_keyframe(self, index: int, gray: np.ndarray, new_segment: bool) -> None:
+        new = self._detect(gray, self._pts)
+        self._pts = np.concatenate([self._pts, new])
+        self._ids = np.concatenate([self._ids, np.arange(self._next_id, self._next_id + len(new))])
+        self._next_id += len(new)
+        self._kf_pts = self._pts.copy()
+        self._kf_img = gray
+        self._kf_count = len(self._pts)
+        if new_segment:
+            self._segment += 1
+        kps, desc = self._orb.detectAndCompute(gray, None)
+        orb_pts = np.array([kp.pt for kp in kps], np.float32).reshape(-1, 2)
+        self.keyframes.append(Keyframe(index, self._segment, self._ids.copy(), self._pts.copy(), orb_pts, desc))
+        self._H_prev = np.eye(3)
+
+    # -- tracking --------------------------------------------------------------------------
+    def push(self, gray: np.ndarray) -> FrameObs:
+        """Track one frame; returns (and records) its :class:`FrameObs`."""
+        cfg = self.config
+        index = len(self.frames)
+        pyr = gray  # the Python binding takes images, not prebuilt pyramids
+        obs = None if self._lost else self._track(index, gray, pyr)
+        if obs is None:
+            was_tracking = not self._lost and index > 0
+            self._pts, self._ids = _empty2(), np.zeros(0, np.int64)
+            self._make_keyframe(index, gray, new_segment=True)
+            if len(self._pts) >= 3 * cfg.min_inliers:
+                self._lost = False
+                obs = FrameObs(len(self.keyframes) - 1, _empty2(), _empty2(), len(self._pts), "restart" if was_tracking or index > 0 else "")
+            else:
+                self.keyframes.pop()
+                self._segment -= 1
+                self._lost = True
+                self._pts, self._ids = _empty2(), np.zeros(0, np.int64)
+                obs = FrameObs(-1, _empty2(), _empty2(), 0, "no texture")
+        self._prev_pyr = pyr
+        self.frames.append(obs)
+        return obs
+
+    def _track(self, index: int, gray: np.ndarray, pyr) -> FrameObs | None:
+        cfg = self.config
+        if len(self._pts) < cfg.min_inliers:
+            return None
+        p0 = self._pts.reshape(-1, 1, 2)
+        pred = cv2.perspectiveTransform(p0, self._H_step)
+        crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 0.01)
+        p1, st, _ = cv2.calcOpticalFlowPyrLK(self._prev_pyr, pyr, p0, pred.copy(), winSize=(cfg.win, cfg.win), maxLevel=cfg.levels,
+                                             criteria=crit, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
+        pb, st2, _ = cv2.calcOpticalFlowPyrLK(pyr, self._prev_pyr, p1, p0.copy(), winSize=(cfg.win, cfg.win), maxLevel=cfg.levels,
+                                              criteria=crit, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
+        p1 = p1.reshape(-1, 2)
+        fb = np.linalg.norm(pb.reshape(-1, 2) - self._pts, axis=1)
+        inside = (p1[:, 0] >= 0) & (p1[:, 0] <= self.width - 1) & (p1[:, 1] >= 0) & (p1[:, 1] <= self.height - 1)
+        good = (st.ravel() == 1) & (st2.ravel() == 1) & (fb < cfg.fb_max_px) & inside
+        if good.sum() < cfg.min_inliers:
+            return None
+        kf_pts, cur = self._kf_pts[good], p1[good]
+        H, mask = cv2.findHomography(kf_pts, cur, cv2.RANSAC, 2.0 * cfg.ransac_px, maxIters=2000, confidence=0.999)
+        if H is None or mask.sum() < cfg.min_inliers:
+            return None
+        # Re-track from the keyframe warped by that homography, seeded by the frame-to-frame result.
+        # A rotation IS a homography, so the warped keyframe looks like this frame and KLT's
+        # translation model holds: positions carry one small KLT error instead of a random walk over
+        # every frame since the keyframe, and no bias from the patch's perspective stretch.
+        warped = cv2.warpPerspective(self._kf_img, H, (self.width, self.height), flags=cv2.INTER_LINEAR)
+        q = cv2.perspectiveTransform(kf_pts.reshape(-1, 1, 2), H)
+        pk, stk, _ = cv2.calcOpticalFlowPyrLK(warped, gray, q, cur.reshape(-1, 1, 2).copy(), winSize=(cfg.win, cfg.win), maxLevel=1,
+                                              criteria=crit, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
+        pk = pk.reshape(-1, 2)
+        idx = np.flatnonzero(good)
+        agree = (stk.ravel() == 1) & (np.linalg.norm(pk - cur, axis=1) < 1.0) & mask.ravel().astype(bool)
+        good[idx[~agree]] = False
+        p1[idx[agree]] = pk[agree]
+        if good.sum() < cfg.min_inliers:
+            return None
+        kf_pts, cur = self._kf_pts[good], p1[good]
+        H, mask = cv2.findHomography(kf_pts, cur, cv2.RANSAC, cfg.ransac_px, maxIters=2000, confidence=0.999)
+        if H is None:
+            return None
+        inl = mask.ravel().astype(bool)
+        if inl.sum() < cfg.min_inliers:
+            return None
+        keep = np.flatnonzero(good)[inl]
+        self._pts, self._ids, self._kf_pts = p1[keep], self._ids[keep], self._kf_pts[keep]
+        self._H_step = H @ np.linalg.inv(self._H_prev)
+        self._H_prev = H
+        n = len(keep)
+        sel = np.linspace(0, n - 1, min(n, cfg.max_obs)).round().astype(int)
+        obs = FrameObs(len(self.keyframes) - 1, self._kf_pts[sel].copy(), self._pts[sel].copy(), n)
+        disp = float(np.median(np.linalg.norm(self._pts - self._kf_pts, axis=1)))
+        if n < cfg.kf_inlier_ratio * self._kf_count or disp > cfg.kf_disp_frac * self.width:
+            self._make_keyframe(index, gray, new_segment=False)
+        return obs
