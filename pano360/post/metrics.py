@@ -1,0 +1,135 @@
+"""Quality measures of 360 video: seam closure, motion, and how much of the sphere real pixels saw.
+
+- **Left-right consistency** (PanoLora, ``research/panolora-summary.md``): the cosine similarity of
+  the 2-pixel strips at the ERP's left and right edges, paired as mirror images about the seam
+  (columns ``0, 1`` against ``W-1, W-2``, values in [0, 1] per channel). 1 for identical strips; it stays high for any bright picture, so
+  read it together with the seam ratio.
+- **Seam ratio**: ``mean |col 0 - col W-1|`` over the mean ``|col j - col j+1|`` of all neighbouring
+  columns inside the picture. About 1 for a seamless panorama (the seam is just one more pair of
+  neighbours), well above 1 for a visible seam.
+- **Motion magnitude** (PanoLora): mean Farneback optical-flow length between consecutive frames in
+  the front / right / back / left 90 deg views, in pixels per frame of a view whose width is W / 4
+  (the ERP's own resolution at the equator).
+- **Coverage**: the solid-angle-weighted share of the sphere seen by real pixels, from a mask or
+  from the union of a trajectory's frame footprints.
+
+Convention check: a seamless panorama gives a seam ratio within a few percent of 1, whatever
+column the seam happens to fall on.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from pano360.project.remap import erp_to_persp, persp_footprint_map
+from pano360.project.rotation import euler_to_matrix
+
+__all__ = ["lr_consistency", "seam_ratio", "VIEWS", "view_grays", "flow_magnitude", "sphere_share",
+           "trajectory_coverage", "MotionMeter"]
+
+# Yaw of the four views PanoLora reports motion in.
+VIEWS = {"front": 0.0, "right": 90.0, "back": 180.0, "left": -90.0}
+
+
+def _check_erp(img: np.ndarray) -> None:
+    if img.ndim not in (2, 3) or img.shape[1] != 2 * img.shape[0]:
+        raise ValueError(f"an ERP image must be (H, 2H[, C]), got {img.shape}")
+
+
+def lr_consistency(erp: np.ndarray) -> float:
+    """Cosine similarity of the left and right 2-pixel edge strips of an ERP ``(H, 2H[, C])``.
+
+    >>> img = np.full((4, 8, 3), 100, np.uint8)
+    >>> lr_consistency(img)
+    1.0
+    """
+    _check_erp(erp)
+    a = erp[:, :2].astype(np.float64).ravel() / 255.0
+    b = erp[:, :-3:-1].astype(np.float64).ravel() / 255.0  # columns W-1, W-2
+    den = np.linalg.norm(a) * np.linalg.norm(b)
+    return float(np.dot(a, b) / den) if den > 0 else 1.0
+
+
+def seam_ratio(erp: np.ndarray) -> float:
+    """Mean absolute difference across the +-180 deg seam over that of neighbouring columns.
+
+    Returns 1.0 for a picture without any column-to-column change (nothing to compare).
+    """
+    _check_erp(erp)
+    x = erp.astype(np.float32)
+    seam = float(np.abs(x[:, 0] - x[:, -1]).mean())
+    inner = float(np.abs(np.diff(x, axis=1)).mean())
+    return seam / inner if inner > 0 else 1.0
+
+
+def view_grays(rgb_erp: np.ndarray, size: int | None = None) -> dict[str, np.ndarray]:
+    """The front/right/back/left 90 deg gray views ``(size, size)`` of an RGB ERP (size: W / 4)."""
+    _check_erp(rgb_erp)
+    size = int(size or max(16, rgb_erp.shape[1] // 4))
+    gray = cv2.cvtColor(rgb_erp, cv2.COLOR_RGB2GRAY) if rgb_erp.ndim == 3 else rgb_erp
+    return {name: erp_to_persp(gray, euler_to_matrix(yaw, 0.0, 0.0), 90.0, size, size) for name, yaw in VIEWS.items()}
+
+
+def flow_magnitude(prev: np.ndarray, cur: np.ndarray) -> float:
+    """Mean Farneback optical-flow length in pixels between two gray images of one size."""
+    flow = cv2.calcOpticalFlowFarneback(prev, cur, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+    return float(np.linalg.norm(flow, axis=2).mean())
+
+
+class MotionMeter:
+    """Accumulates per-view motion magnitude over a stream of RGB ERP frames."""
+
+    def __init__(self, view_size: int | None = None) -> None:
+        self.view_size = view_size
+        self.prev: dict[str, np.ndarray] | None = None
+        self.sums = {k: 0.0 for k in VIEWS}
+        self.pairs = 0
+
+    def add(self, rgb_erp: np.ndarray) -> None:
+        views = view_grays(rgb_erp, self.view_size)
+        if self.prev is not None:
+            for k in VIEWS:
+                self.sums[k] += flow_magnitude(self.prev[k], views[k])
+            self.pairs += 1
+        self.prev = views
+
+    def means(self) -> dict[str, float | None]:
+        """Mean magnitude per view and over the four (None before two frames)."""
+        if not self.pairs:
+            return {**{k: None for k in VIEWS}, "mean": None}
+        out = {k: v / self.pairs for k, v in self.sums.items()}
+        out["mean"] = float(np.mean(list(out.values())))
+        return out
+
+
+def _row_weights(h: int) -> np.ndarray:
+    """Solid angle of each ERP row (proportional to cos(latitude) of its centre), summing to 1."""
+    lat = (0.5 - (np.arange(h) + 0.5) / h) * np.pi
+    w = np.cos(lat)
+    return w / w.sum()
+
+
+def sphere_share(mask: np.ndarray) -> float:
+    """Solid-angle-weighted share of an ERP mask ``(H, 2H)`` (True: seen) in [0, 1]."""
+    _check_erp(mask)
+    return float(_row_weights(mask.shape[0]) @ np.asarray(mask, dtype=np.float64).mean(axis=1))
+
+
+def trajectory_coverage(traj, erp_w: int = 512) -> tuple[float, np.ndarray]:
+    """Share of the sphere covered by the union of a trajectory's frames, and that mask ``(W/2, W)``.
+
+    Every frame's footprint comes from ``project.remap.persp_footprint_map`` at the trajectory's
+    picture size and FOV; raises ValueError for a trajectory that is not of a perspective clip.
+    """
+    if not 0.0 < traj.hfov_deg < 180.0:
+        raise ValueError(f"coverage needs a perspective clip's trajectory (hfov < 180), got hfov {traj.hfov_deg}")
+    erp_h = erp_w // 2
+    mask = np.zeros((erp_h, erp_w), dtype=bool)
+    # Footprints at a fraction of the picture size: only the outline matters at this resolution.
+    scale = min(1.0, 256.0 / max(traj.width, traj.height))
+    fw, fh = max(2, int(round(traj.width * scale))), max(2, int(round(traj.height * scale)))
+    for R in traj.R:
+        fp = persp_footprint_map(R, traj.hfov_deg, fw, fh, erp_w, erp_h)
+        mask[fp.v0:fp.v1] |= fp.valid
+    return sphere_share(mask), mask
