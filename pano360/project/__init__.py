@@ -2,6 +2,16 @@
 
 from pano360.project.camera import focal_from_hfov, hfov_from_focal, intrinsics, pixel_rays, project_to_pixels
 from pano360.project.erp import dirs_to_lonlat, dirs_to_uv, erp_pixel_dirs, lonlat_to_dirs, lonlat_to_uv, uv_to_dirs, uv_to_lonlat
+from pano360.project.cubemap import (
+    FACES,
+    cube_to_dice,
+    cube_to_erp,
+    cube_to_horizon,
+    dice_to_cube,
+    erp_to_cube,
+    face_rotations,
+    horizon_to_cube,
+)
 from pano360.project.footprint import (
     FootprintRegion,
     feather_alpha,
@@ -13,15 +23,19 @@ from pano360.project.footprint import (
     take_region,
 )
 from pano360.project.remap import (
+    ErpTable,
     Footprint,
     dirs_to_uv_fast,
     erp_to_persp,
     erp_to_persp_map,
+    erp_to_persp_table,
     persp_footprint_map,
     persp_to_erp,
     rotate_erp,
     rotate_erp_map,
+    rotate_erp_table,
     sample_erp,
+    sample_erp_table,
 )
 from pano360.project.rotation import (
     euler_to_matrix,
@@ -41,6 +55,9 @@ __all__ = [
     "remap_region", "take_region",
     "Footprint", "dirs_to_uv_fast", "erp_to_persp", "erp_to_persp_map", "persp_footprint_map", "persp_to_erp",
     "rotate_erp", "rotate_erp_map", "sample_erp",
+    "ErpTable", "erp_to_persp_table", "rotate_erp_table", "sample_erp_table",
+    "FACES", "cube_to_dice", "cube_to_erp", "cube_to_horizon", "dice_to_cube", "erp_to_cube", "face_rotations",
+    "horizon_to_cube",
     "euler_to_matrix", "interpolate_rotations", "matrix_to_euler", "matrix_to_quat", "quat_to_matrix",
     "rotation_angle_deg", "slerp", "smooth_rotations",
 ]

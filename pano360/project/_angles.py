@@ -74,6 +74,33 @@ def uv_from_negated_dirs(mx: np.ndarray, my: np.ndarray, mz: np.ndarray, erp_w: 
     return u, v
 
 
+def _check_terms(col_terms: np.ndarray, row_terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    col_terms = np.asarray(col_terms, dtype=np.float32)
+    row_terms = np.asarray(row_terms, dtype=np.float32)
+    if col_terms.ndim != 2 or col_terms.shape[0] != 3 or row_terms.ndim != 2 or row_terms.shape[0] != 3:
+        raise ValueError(f"col_terms must be (3, w) and row_terms (3, h), got {col_terms.shape} and {row_terms.shape}")
+    return col_terms, row_terms
+
+
+def _chunks(col_terms: np.ndarray, row_terms: np.ndarray, erp_w: int, erp_h: int, precise: bool,
+            rows_per_chunk: int, u_out: np.ndarray | None = None, v_out: np.ndarray | None = None):
+    """Yield ``(r0, r1, u, v)`` row chunks of the table (``u, v`` are views of ``u_out, v_out`` when
+    given, else reused scratch)."""
+    h, w = row_terms.shape[1], col_terms.shape[1]
+    ku, kv = erp_w / (2.0 * math.pi), erp_h / math.pi
+    buf = np.empty((8, rows_per_chunk, w), np.float32)
+    for r0 in range(0, h, rows_per_chunk):
+        r1 = min(h, r0 + rows_per_chunk)
+        n = r1 - r0
+        m = buf[:3, :n]
+        for k in range(3):
+            np.add(row_terms[k, r0:r1, None], col_terms[k], out=m[k])
+        u = u_out[r0:r1] if u_out is not None else buf[6, :n]
+        v = v_out[r0:r1] if v_out is not None else buf[7, :n]
+        _uv_rows(m[0], m[1], m[2], u, v, buf[3:6, :n], ku, kv, precise)
+        yield r0, r1, u, v
+
+
 def uv_separable(col_terms: np.ndarray, row_terms: np.ndarray, erp_w: int, erp_h: int, precise: bool = True,
                  rows_per_chunk: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """ERP ``u, v`` tables ``(h, w)`` float32 of directions ``d = -(col_terms[:, j] + row_terms[:, i])``.
@@ -83,19 +110,29 @@ def uv_separable(col_terms: np.ndarray, row_terms: np.ndarray, erp_w: int, erp_h
     ``col_terms`` is ``(3, w)``, ``row_terms`` ``(3, h)``. The work runs in chunks of rows so the
     temporaries stay in cache and no full-size scratch is page-faulted in.
     """
-    col_terms = np.asarray(col_terms, dtype=np.float32)
-    row_terms = np.asarray(row_terms, dtype=np.float32)
-    if col_terms.ndim != 2 or col_terms.shape[0] != 3 or row_terms.ndim != 2 or row_terms.shape[0] != 3:
-        raise ValueError(f"col_terms must be (3, w) and row_terms (3, h), got {col_terms.shape} and {row_terms.shape}")
-    h, w = row_terms.shape[1], col_terms.shape[1]
-    ku, kv = erp_w / (2.0 * math.pi), erp_h / math.pi
-    u = np.empty((h, w), np.float32)
-    v = np.empty((h, w), np.float32)
-    buf = np.empty((6, rows_per_chunk, w), np.float32)
-    for r0 in range(0, h, rows_per_chunk):
-        r1 = min(h, r0 + rows_per_chunk)
-        m = buf[:3, : r1 - r0]
-        for k in range(3):
-            np.add(row_terms[k, r0:r1, None], col_terms[k], out=m[k])
-        _uv_rows(m[0], m[1], m[2], u[r0:r1], v[r0:r1], buf[3:, : r1 - r0], ku, kv, precise)
+    col_terms, row_terms = _check_terms(col_terms, row_terms)
+    shape = (row_terms.shape[1], col_terms.shape[1])
+    u, v = np.empty(shape, np.float32), np.empty(shape, np.float32)
+    for _ in _chunks(col_terms, row_terms, erp_w, erp_h, precise, rows_per_chunk, u, v):
+        pass
     return u, v
+
+
+def fixed_separable(col_terms: np.ndarray, row_terms: np.ndarray, erp_w: int, erp_h: int, precise: bool = True,
+                    rows_per_chunk: int = 32) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """The table of :func:`uv_separable` as OpenCV fixed-point maps, converted chunk by chunk while
+    the float values are in cache: ``(map1 int16 (h, w, 2), map2 uint16 (h, w), v_min, v_max)``.
+
+    ``cv2.remap`` converts float maps to this form internally anyway (1/32 px); converting here
+    saves a pass and makes the remap ~40% faster. ``v_min, v_max`` bound the float rows.
+    """
+    col_terms, row_terms = _check_terms(col_terms, row_terms)
+    h, w = row_terms.shape[1], col_terms.shape[1]
+    m1 = np.empty((h, w, 2), np.int16)
+    m2 = np.empty((h, w), np.uint16)
+    vmin, vmax = math.inf, -math.inf
+    for r0, r1, u, v in _chunks(col_terms, row_terms, erp_w, erp_h, precise, rows_per_chunk):
+        cv2.convertMaps(u, v, cv2.CV_16SC2, m1[r0:r1], m2[r0:r1])
+        lo, hi, _, _ = cv2.minMaxLoc(v)
+        vmin, vmax = min(vmin, lo), max(vmax, hi)
+    return m1, m2, vmin, vmax

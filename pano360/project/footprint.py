@@ -144,12 +144,14 @@ def _inside(x: np.ndarray, y: np.ndarray, w: int, h: int, grow: float) -> np.nda
     return (x >= lo) & (x <= w - 0.5 + grow) & (y >= lo) & (y <= h - 0.5 + grow)
 
 
-def persp_footprint_region(R: np.ndarray, hfov_deg: float, frame_w: int, frame_h: int, erp_w: int, erp_h: int) -> FootprintRegion:
+def persp_footprint_region(R: np.ndarray, hfov_deg: float, frame_w: int, frame_h: int, erp_w: int, erp_h: int,
+                           *, clamp: bool = True) -> FootprintRegion:
     """Table placing a ``frame_w x frame_h`` frame (rotation ``R`` camera->world, FOV) on the world ERP.
 
     Only the footprint's bounding box is computed (:func:`footprint_box`). Apply it with
     :func:`remap_region` (several layers can share one fixed-point table) and write the result
-    into a canvas with :func:`paste_region`.
+    into a canvas with :func:`paste_region`. ``clamp=False`` leaves valid coordinates unclamped in
+    ``[-0.5, w - 0.5]`` (for sources padded by the caller, e.g. cube faces).
     """
     R = check_rotations(R)
     v0, v1, u0, n = footprint_box(R, hfov_deg, frame_w, frame_h, erp_w, erp_h)
@@ -183,8 +185,9 @@ def persp_footprint_region(R: np.ndarray, hfov_deg: float, frame_w: int, frame_h
             y = f * d[:, 1] / d[:, 2] + (frame_h / 2 - 0.5)
             valid[ii, jj] = (d[:, 2] > 0) & _inside(x, y, frame_w, frame_h, 0.0)
     invalid = ~valid
-    np.clip(map_x, 0.0, frame_w - 1.0, out=map_x)
-    np.clip(map_y, 0.0, frame_h - 1.0, out=map_y)
+    if clamp:
+        np.clip(map_x, 0.0, frame_w - 1.0, out=map_x)
+        np.clip(map_y, 0.0, frame_h - 1.0, out=map_y)
     np.copyto(map_x, np.float32(INVALID), where=invalid)
     np.copyto(map_y, np.float32(INVALID), where=invalid)
     return FootprintRegion(v0, v1, u0, map_x, map_y, valid, erp_w)

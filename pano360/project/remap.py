@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pano360.project._angles import uv_separable
+from pano360.project._angles import fixed_separable, uv_separable
 from pano360.project.camera import focal_from_hfov
 from pano360.project.erp import check_erp_size
 from pano360.project.footprint import persp_footprint_region
@@ -36,6 +36,10 @@ __all__ = [
     "rotate_erp_map",
     "rotate_erp",
     "dirs_to_uv_fast",
+    "ErpTable",
+    "erp_to_persp_table",
+    "rotate_erp_table",
+    "sample_erp_table",
 ]
 
 _TAPS = {cv2.INTER_NEAREST: 1, cv2.INTER_LINEAR: 1, cv2.INTER_CUBIC: 2, cv2.INTER_LANCZOS4: 4}
@@ -51,55 +55,104 @@ def erp_to_persp_map(R: np.ndarray, hfov_deg: float, out_w: int, out_h: int, erp
     """
     R = check_rotations(R)
     check_erp_size(erp_w, erp_h)
-    f = focal_from_hfov(out_w, hfov_deg)
-    x = (np.arange(out_w) - (out_w / 2 - 0.5)) / f
-    y = (np.arange(out_h) - (out_h / 2 - 0.5)) / f
-    # -(R @ (x, y, 1)): a column term plus a row term per component.
-    col = -(np.outer(R[:, 0], x) + R[:, 2:3])
-    row = -np.outer(R[:, 1], y)
+    col, row = _view_terms(R, hfov_deg, out_w, out_h)
     return uv_separable(col, row, erp_w, erp_h, precise)
 
 
-def _pole_padded(erp: np.ndarray, map_y: np.ndarray, taps: int) -> tuple[np.ndarray, float]:
+@dataclass(frozen=True)
+class ErpTable:
+    """A table sampling an ERP, as OpenCV fixed-point maps (1/32 px, what ``cv2.remap`` uses
+    internally): ``map1`` int16 ``(h, w, 2)`` integer columns/rows, ``map2`` uint16 ``(h, w)``
+    fraction indices, and the range ``v_min, v_max`` of the float rows (for pole padding).
+
+    Build with :func:`erp_to_persp_table` / :func:`rotate_erp_table`, apply with
+    :func:`sample_erp_table`; one table serves several images of the same ERP size."""
+
+    map1: np.ndarray
+    map2: np.ndarray
+    v_min: float
+    v_max: float
+
+
+def _pole_padded(erp: np.ndarray, v_min: float, v_max: float, taps: int) -> tuple[np.ndarray, int]:
     """The ERP rows a table reaches, padded past a pole if it gets there; returns ``(src, row_shift)``."""
     h, w = erp.shape[:2]
-    vmin, vmax, _, _ = cv2.minMaxLoc(map_y)
-    top, bottom = vmin < taps, vmax > h - 1 - taps
+    top, bottom = v_min < taps, v_max > h - 1 - taps
     if not (top or bottom):
-        return erp, 0.0
-    r0 = 0 if top else max(0, int(math.floor(vmin)) - taps)
-    r1 = h if bottom else min(h, int(math.floor(vmax)) + taps + 2)
+        return erp, 0
+    r0 = 0 if top else max(0, int(math.floor(v_min)) - taps)
+    r1 = h if bottom else min(h, int(math.floor(v_max)) + taps + 2)
+    k = min(taps, h)
     parts = []
-    if top:  # padded row -k is row k - 1 seen across the pole
-        parts.append(np.roll(erp[np.arange(min(taps, h) - 1, -1, -1)], w // 2, axis=1))
+    if top:  # padded row -j is row j - 1 seen across the pole
+        parts.append(np.roll(erp[np.arange(k - 1, -1, -1)], w // 2, axis=1))
     parts.append(erp[r0:r1])
-    if bottom:  # padded row h - 1 + k is row h - k
-        parts.append(np.roll(erp[np.arange(h - 1, h - 1 - min(taps, h), -1)], w // 2, axis=1))
-    return np.concatenate(parts), float((taps if top else 0) - r0)
+    if bottom:  # padded row h - 1 + j is row h - j
+        parts.append(np.roll(erp[np.arange(h - 1, h - 1 - k, -1)], w // 2, axis=1))
+    return np.concatenate(parts), (k if top else 0) - r0
+
+
+def sample_erp_table(erp: np.ndarray, table: ErpTable, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """Sample an ERP image ``(H, W[, C])`` with a fixed-point table (columns wrap, poles padded)."""
+    h, w = erp.shape[:2]
+    check_erp_size(w, h)
+    if interpolation == cv2.INTER_NEAREST:
+        raise ValueError("fixed-point tables hold interpolation fractions; use sample_erp for INTER_NEAREST")
+    src, shift = _pole_padded(erp, table.v_min, table.v_max, _TAPS.get(interpolation, 4))
+    map1 = table.map1
+    if shift:
+        map1 = map1.copy()
+        map1[..., 1] += np.int16(shift)
+    return cv2.remap(src, map1, table.map2, interpolation, borderMode=cv2.BORDER_WRAP)
 
 
 def sample_erp(erp: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
     """Sample an ERP image ``(H, W[, C])`` at ERP coordinates ``map_x, map_y`` (float32 ``(h, w)``).
 
     Columns wrap across the seam (any ``map_x``, no half-pixel shift); rows within reach of a pole
-    interpolate across it (module docstring). ``map_y`` must lie in ``[-0.5, H - 0.5]`` (what every
-    table here gives), values beyond are clamped to the padding.
+    interpolate across it (module docstring). ``map_y`` must lie in ``[-0.5, H - 0.5]``, what every
+    table here gives. Float maps keep OpenCV 5's exact bilinear weights; a fixed-point
+    :class:`ErpTable` (:func:`sample_erp_table`) rounds positions to 1/32 px and remaps ~40% faster.
     """
     h, w = erp.shape[:2]
     check_erp_size(w, h)
-    taps = _TAPS.get(interpolation, 4)
-    src, shift = _pole_padded(erp, map_y, taps)
-    if src is not erp:
-        map_y = np.add(map_y, np.float32(shift))
-        np.clip(map_y, 0.0, src.shape[0] - 1.0, out=map_y)
+    map_x = np.asarray(map_x, dtype=np.float32)
+    map_y = np.asarray(map_y, dtype=np.float32)
+    v_min, v_max, _, _ = cv2.minMaxLoc(map_y)
+    src, shift = _pole_padded(erp, v_min, v_max, _TAPS.get(interpolation, 4))
+    if shift:
+        map_y = map_y + np.float32(shift)
     return cv2.remap(src, map_x, map_y, interpolation, borderMode=cv2.BORDER_WRAP)
+
+
+def _view_terms(R: np.ndarray, hfov_deg: float, out_w: int, out_h: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column and row terms of ``-(R @ (x, y, 1))`` for a pinhole view."""
+    f = focal_from_hfov(out_w, hfov_deg)
+    x = (np.arange(out_w) - (out_w / 2 - 0.5)) / f
+    y = (np.arange(out_h) - (out_h / 2 - 0.5)) / f
+    return -(np.outer(R[:, 0], x) + R[:, 2:3]), -np.outer(R[:, 1], y)
+
+
+def erp_to_persp_table(R: np.ndarray, hfov_deg: float, out_w: int, out_h: int, erp_w: int, erp_h: int,
+                       precise: bool = True) -> ErpTable:
+    """:func:`erp_to_persp_map` as a fixed-point :class:`ErpTable` (the fastest path for a new view per frame)."""
+    R = check_rotations(R)
+    check_erp_size(erp_w, erp_h)
+    return ErpTable(*fixed_separable(*_view_terms(R, hfov_deg, out_w, out_h), erp_w, erp_h, precise))
 
 
 def erp_to_persp(erp: np.ndarray, R: np.ndarray, hfov_deg: float, out_w: int, out_h: int,
                  interpolation: int = cv2.INTER_LINEAR, precise: bool = True) -> np.ndarray:
-    """Render the perspective view ``(out_h, out_w[, C])`` of rotation ``R`` and FOV from an ERP image."""
-    mx, my = erp_to_persp_map(R, hfov_deg, out_w, out_h, erp.shape[1], erp.shape[0], precise)
-    return sample_erp(erp, mx, my, interpolation)
+    """Render the perspective view ``(out_h, out_w[, C])`` of rotation ``R`` and FOV from an ERP image.
+
+    Uses the fixed-point table (sample positions within 1/64 px of exact). For exact float
+    positions: ``sample_erp(erp, *erp_to_persp_map(...))``.
+    """
+    if interpolation == cv2.INTER_NEAREST:
+        mx, my = erp_to_persp_map(R, hfov_deg, out_w, out_h, erp.shape[1], erp.shape[0], precise)
+        return sample_erp(erp, mx, my, interpolation)
+    table = erp_to_persp_table(R, hfov_deg, out_w, out_h, erp.shape[1], erp.shape[0], precise)
+    return sample_erp_table(erp, table, interpolation)
 
 
 @dataclass(frozen=True)
@@ -151,6 +204,20 @@ def persp_to_erp(frame: np.ndarray, R: np.ndarray, hfov_deg: float, erp_w: int, 
     return out, mask
 
 
+def _rotation_terms(R: np.ndarray, erp_w: int, erp_h: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column and row terms of ``-(R @ d) / cos(lat)`` over the ERP pixels ``d``."""
+    lon = ((np.arange(erp_w) + 0.5) / erp_w - 0.5) * (2 * np.pi)
+    lat = (0.5 - (np.arange(erp_h) + 0.5) / erp_h) * np.pi
+    return -(np.outer(R[:, 0], np.sin(lon)) + np.outer(R[:, 2], np.cos(lon))), np.outer(R[:, 1], np.tan(lat))
+
+
+def rotate_erp_table(R: np.ndarray, erp_w: int, erp_h: int, precise: bool = True) -> ErpTable:
+    """:func:`rotate_erp_map` as a fixed-point :class:`ErpTable`."""
+    R = check_rotations(R)
+    check_erp_size(erp_w, erp_h)
+    return ErpTable(*fixed_separable(*_rotation_terms(R, erp_w, erp_h), erp_w, erp_h, precise))
+
+
 def rotate_erp_map(R: np.ndarray, erp_w: int, erp_h: int, precise: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Table re-orienting an ERP: the output's direction ``d`` shows the input's direction ``R @ d``.
 
@@ -159,17 +226,15 @@ def rotate_erp_map(R: np.ndarray, erp_w: int, erp_h: int, precise: bool = True) 
     """
     R = check_rotations(R)
     check_erp_size(erp_w, erp_h)
-    lon = ((np.arange(erp_w) + 0.5) / erp_w - 0.5) * (2 * np.pi)
-    lat = (0.5 - (np.arange(erp_h) + 0.5) / erp_h) * np.pi
-    col = -(np.outer(R[:, 0], np.sin(lon)) + np.outer(R[:, 2], np.cos(lon)))
-    row = np.outer(R[:, 1], np.tan(lat))
+    col, row = _rotation_terms(R, erp_w, erp_h)
     return uv_separable(col, row, erp_w, erp_h, precise)
 
 
 def rotate_erp(erp: np.ndarray, R: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
     """Re-orient an ERP image (see :func:`rotate_erp_map`)."""
-    mx, my = rotate_erp_map(R, erp.shape[1], erp.shape[0])
-    return sample_erp(erp, mx, my, interpolation)
+    if interpolation == cv2.INTER_NEAREST:
+        return sample_erp(erp, *rotate_erp_map(R, erp.shape[1], erp.shape[0]), interpolation)
+    return sample_erp_table(erp, rotate_erp_table(R, erp.shape[1], erp.shape[0]), interpolation)
 
 
 def dirs_to_uv_fast(dirs: np.ndarray, erp_w: int, erp_h: int, R: np.ndarray | None = None,
