@@ -60,9 +60,9 @@ def command(
         seed=seed, device=device, samples=samples, ckpt_dir=ckpt_dir, overwrite=overwrite,
         quiet=quiet or json_output, progress=not (quiet or json_output),
     )
-    from pano360.console import note
+    from pano360.train.trainer import say_line
 
-    result = train(cfg, warn=lambda m: note(f"warning: {m}"))
+    result = train(cfg, warn=lambda m: say_line(f"warning: {m}"))
     if json_output:
         typer.echo(json.dumps(result.to_dict()))
     else:

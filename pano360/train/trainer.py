@@ -26,7 +26,7 @@ import numpy as np
 
 from pano360.errors import Pano360Error, UsageError
 
-__all__ = ["TARGETS", "TrainConfig", "TrainResult", "lora_targets", "train"]
+__all__ = ["TARGETS", "TrainConfig", "TrainResult", "lora_targets", "say_line", "step_loss", "train"]
 
 _ATTN = ("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0", "attn2.to_q", "attn2.to_k", "attn2.to_v", "attn2.to_out.0")
 _FFN = ("ffn.net.0.proj", "ffn.net.2")
@@ -201,7 +201,6 @@ def _train(cfg: TrainConfig, warn: Callable[[str], None] | None) -> TrainResult:
     import torch
     from accelerate import Accelerator
 
-    from pano360.console import note
     from pano360.generate.wan.loading import check_model_folder, load_wan_components, resolve_model_folder
     from pano360.generate.wan.lora import add_lora, save_lora
     from pano360.generate.wan.schedulers import make_scheduler
@@ -223,22 +222,20 @@ def _train(cfg: TrainConfig, warn: Callable[[str], None] | None) -> TrainResult:
         changed = [k for k in _FROM_CHECKPOINT if k in saved and saved[k] != getattr(cfg, k) and not (k == "samples" and cfg.samples is None)]
         cfg = replace(cfg, **{k: saved[k] for k in _FROM_CHECKPOINT if k in saved})
         if changed and not cfg.quiet:
-            note(f"resuming with the checkpoint's {', '.join(f'{k}={saved[k]}' for k in changed)}")
+            say_line(f"resuming with the checkpoint's {', '.join(f'{k}={saved[k]}' for k in changed)}")
         if cfg.steps <= resume_state["step"]:
             raise UsageError(f"--steps {cfg.steps} is not past the checkpoint's step {resume_state['step']}")
     if not Path(cfg.data_dir).is_dir():
         raise Pano360Error(f"training data folder not found: {cfg.data_dir}")
     out = check_output_path(cfg.out, cfg.overwrite, (cfg.data_dir,))
-    folder = resolve_model_folder(cfg.model)
-    check_model_folder(folder)
-
     accelerator = Accelerator(cpu=(cfg.device == "cpu"))
     main = accelerator.is_main_process
     rank, world = accelerator.process_index, accelerator.num_processes
-    say = (lambda m: note(m, cfg.quiet)) if main else (lambda m: None)
+    say = (lambda m: say_line(m, cfg.quiet)) if main else (lambda m: None)
     warn = warn or say
-
     videos = find_videos(cfg.data_dir, warn=warn if main else None)
+    folder = resolve_model_folder(cfg.model)
+    check_model_folder(folder)
     n_samples = cfg.samples if cfg.samples is not None else _auto_samples(cfg, len(videos), world)
     cfg = replace(cfg, samples=n_samples)
     device = "cpu" if cfg.device == "cpu" else str(accelerator.device)
@@ -377,6 +374,14 @@ def _jsonable_config(cfg: TrainConfig) -> dict:
         if isinstance(v, Path):
             d[k] = str(v)
     return d
+
+
+def say_line(message: str, quiet: bool = False) -> None:
+    """One unwrapped line on stderr (paths stay whole and copyable; no rich markup)."""
+    if not quiet:
+        from pano360.console import stderr
+
+        stderr.print(message, soft_wrap=True, markup=False, highlight=False)
 
 
 def _show_bar(cfg: TrainConfig, main: bool) -> bool:
