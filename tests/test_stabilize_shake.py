@@ -1,0 +1,136 @@
+"""`pano360 stabilize`: a real 360 video shaken by a known rotation path comes back still and level."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import shared_file
+from pano360.cli import main
+from pano360.io.reader import iter_frames
+from pano360.io.writer import VideoWriter
+from pano360.post.smoothing import corrections, smooth_lock, smooth_none, smooth_plain
+from pano360.post.sphere_motion import SphereTracker, ransac_rotation, wahba
+from pano360.project.remap import rotate_erp
+from pano360.project.rotation import euler_to_matrix, rotation_angle_deg, rotvec_to_matrix
+from pano360.trajectory import Trajectory
+
+N_FRAMES = 20
+WIDTH = 512
+
+
+@pytest.fixture(scope="module")
+def shaken(tmp_path_factory):
+    """testRoom1 (512x256, 20 frames), shaken by a random-walk rotation (1 deg/frame per axis) on
+    top of a 6 deg pitch / -4 deg roll tilt, with a sound track borrowed from congo.mp4."""
+    room = shared_file("video360/testRoom1_1920Mono.mp4")
+    audio = shared_file("video360/congo.mp4")
+    rng = np.random.default_rng(3)
+    ang = np.cumsum(rng.normal(0.0, 1.0, (N_FRAMES, 3)), axis=0) + np.array([0.0, 6.0, -4.0])
+    Q = euler_to_matrix(ang[:, 0], ang[:, 1], ang[:, 2])  # shaken frame i shows the original's Q_i d
+    folder = tmp_path_factory.mktemp("shake")
+    path = folder / "shaken.mp4"
+    originals = []
+    with VideoWriter(path, WIDTH, WIDTH // 2, 30, crf=12, preset="veryfast", audio_from=audio) as w:
+        for f in iter_frames(room, max_width=WIDTH, max_frames=N_FRAMES):
+            originals.append(f.rgb)
+            w.write(rotate_erp(f.rgb, Q[f.index]))
+    return path, Q, originals
+
+
+def _residuals(originals, out_path, picks):
+    """Rotation of each picked output frame relative to its original frame (camera to world)."""
+    outs = {f.index: f.rgb for f in iter_frames(out_path) if f.index in picks}
+    res = []
+    for i in picks:
+        tr = SphereTracker(WIDTH, WIDTH // 2, generator=np.random.default_rng(0))
+        tr.update(0, cv2.cvtColor(originals[i], cv2.COLOR_RGB2GRAY))
+        R, inl = tr.update(1, cv2.cvtColor(outs[i], cv2.COLOR_RGB2GRAY))
+        assert inl > 100
+        res.append(R)
+    return np.stack(res)
+
+
+def test_lock_removes_the_shake(shaken, tmp_path, capsys):
+    from pano360.io.spherical import read_spherical
+
+    path, Q, originals = shaken
+    out, traj_path = tmp_path / "locked.mp4", tmp_path / "traj.json"
+    assert main(["stabilize", str(path), str(out), "--json", "--save-trajectory", str(traj_path)]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["frames"] == N_FRAMES and summary["mode"] == "lock"
+    # The measured path against the truth: frame i's camera is Q_0^T Q_i in frame 0's world.
+    traj = Trajectory.load(traj_path)
+    err = rotation_angle_deg(traj.R, Q[0].T @ Q)
+    assert np.sqrt((err ** 2).mean()) <= 0.1, err  # measured 0.008 deg RMS
+    # The output itself: every frame is the original turned by one and the same rotation.
+    picks = [0, 5, 10, 15, 19]
+    res = _residuals(originals, out, picks)
+    jitter = rotation_angle_deg(res, res[0])
+    assert np.sqrt((jitter ** 2).mean()) <= 0.1, jitter
+    # 360 metadata and the sound survive.
+    sph = read_spherical(out)
+    assert sph is not None and sph.projection == "equirectangular" and "V1" in sph.source and "V2" in sph.source
+    import av
+
+    with av.open(str(out)) as c:
+        assert len(c.streams.audio) == 1
+
+
+def test_level_brings_the_horizon_back(shaken, tmp_path, capsys):
+    """The shaken clip starts tilted ~7 deg; --level (smooth mode) puts up back at -y."""
+    path, Q, originals = shaken
+    out = tmp_path / "level.mp4"
+    assert main(["stabilize", str(path), str(out), "--mode", "smooth", "--smooth", "0.3", "--level", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["level"]["applied"]
+    res = _residuals(originals, out, [0, 10, 19])
+    up = np.array([0.0, -1.0, 0.0])
+    tilt = np.degrees(np.arccos(np.clip((res @ up) @ up, -1, 1)))  # out camera's up, in the level original
+    assert tilt.max() <= 1.0, tilt  # measured < 0.1 deg
+
+
+def test_level_estimate_on_a_tilted_still_panorama():
+    from pano360.post.level import estimate_up
+    from pano360.synth import load_erp
+
+    erp = load_erp(shared_file("erp/testRoom1_2kMono.jpg"), max_width=1024)
+    for ypr in [(30, 8, -5), (100, -12, 15)]:
+        T = euler_to_matrix(*ypr)
+        gray = cv2.cvtColor(rotate_erp(erp, T), cv2.COLOR_RGB2GRAY)
+        up, share = estimate_up(gray)
+        true_up = T.T @ np.array([0.0, -1.0, 0.0])
+        assert np.degrees(np.arccos(np.clip(up @ true_up, -1, 1))) < 1.0  # measured 0.04-0.05 deg
+        assert share > 0.5
+
+
+def test_wahba_ransac_recovers_a_rotation_among_outliers():
+    rng = np.random.default_rng(5)
+    R = rotvec_to_matrix(np.array([0.3, -0.2, 0.5]))
+    a = rng.normal(size=(200, 3))
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    b = a @ R.T
+    b[:60] = rng.normal(size=(60, 3))  # 30% outliers
+    b /= np.linalg.norm(b, axis=1, keepdims=True)
+    est, inl = ransac_rotation(a, b, 0.1, rng)
+    assert rotation_angle_deg(est, R) < 1e-6 and inl[60:].all() and inl[:60].sum() < 3
+    assert rotation_angle_deg(wahba(a[60:], b[60:]), R) < 1e-6
+
+
+def test_smoothers_follow_gyroflows_contract():
+    t = np.arange(30) / 30.0
+    R = euler_to_matrix(np.linspace(0, 60, 30) + np.sin(np.arange(30)) * 2, 0, 0)
+    traj = Trajectory(t, R, 360.0, 512, 256)
+    assert smooth_none(traj) is traj
+    assert rotation_angle_deg(smooth_lock(traj).R, R[0]).max() < 1e-12
+    sm = smooth_plain(traj, 0.2).R
+    jerk_in = rotation_angle_deg(R[2:], R[1:-1]) - rotation_angle_deg(R[1:-1], R[:-2])
+    jerk_out = rotation_angle_deg(sm[2:], sm[1:-1]) - rotation_angle_deg(sm[1:-1], sm[:-2])
+    assert np.abs(jerk_out).mean() < 0.3 * np.abs(jerk_in).mean()
+    assert rotation_angle_deg(corrections(R, R), np.eye(3)).max() < 1e-9
+
+
+def test_stabilize_refuses_a_flat_clip(tmp_path, capsys):
+    assert main(["stabilize", str(shared_file("clips/box.mp4")), str(tmp_path / "o.mp4")]) == 1
+    assert "equirectangular" in capsys.readouterr().err
