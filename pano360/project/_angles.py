@@ -16,11 +16,17 @@ conventions' pixel range::
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from typing import Callable
 
 import cv2
 import numpy as np
 
-__all__ = ["uv_from_negated_dirs"]
+__all__ = ["uv_from_negated_dirs", "uv_separable", "fixed_separable"]
+
+_WORKERS = min(2, os.cpu_count() or 1)
 
 
 def _newton(a: np.ndarray, x: np.ndarray, y: np.ndarray, r: np.ndarray, c: np.ndarray, s: np.ndarray,
@@ -82,23 +88,41 @@ def _check_terms(col_terms: np.ndarray, row_terms: np.ndarray) -> tuple[np.ndarr
     return col_terms, row_terms
 
 
-def _chunks(col_terms: np.ndarray, row_terms: np.ndarray, erp_w: int, erp_h: int, precise: bool,
-            rows_per_chunk: int, u_out: np.ndarray | None = None, v_out: np.ndarray | None = None):
-    """Yield ``(r0, r1, u, v)`` row chunks of the table (``u, v`` are views of ``u_out, v_out`` when
-    given, else reused scratch)."""
+@lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    """Worker threads for table building: OpenCV and numpy release the GIL on whole-array calls."""
+    return ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="pano360-table")
+
+
+def _run_chunks(col_terms: np.ndarray, row_terms: np.ndarray, erp_w: int, erp_h: int, precise: bool,
+                rows_per_chunk: int, sink: Callable[[int, int, np.ndarray, np.ndarray], object],
+                u_out: np.ndarray | None = None, v_out: np.ndarray | None = None) -> list[list[object]]:
+    """Compute the table in row chunks, interleaved over the worker threads, and hand each chunk's
+    ``u, v`` (views of ``u_out, v_out`` when given, else per-thread scratch) to ``sink(r0, r1, u, v)``.
+    Returns each worker's list of ``sink`` results."""
     h, w = row_terms.shape[1], col_terms.shape[1]
     ku, kv = erp_w / (2.0 * math.pi), erp_h / math.pi
-    buf = np.empty((8, rows_per_chunk, w), np.float32)
-    for r0 in range(0, h, rows_per_chunk):
-        r1 = min(h, r0 + rows_per_chunk)
-        n = r1 - r0
-        m = buf[:3, :n]
-        for k in range(3):
-            np.add(row_terms[k, r0:r1, None], col_terms[k], out=m[k])
-        u = u_out[r0:r1] if u_out is not None else buf[6, :n]
-        v = v_out[r0:r1] if v_out is not None else buf[7, :n]
-        _uv_rows(m[0], m[1], m[2], u, v, buf[3:6, :n], ku, kv, precise)
-        yield r0, r1, u, v
+    starts = list(range(0, h, rows_per_chunk))
+    workers = max(1, min(_WORKERS, len(starts) // 4))
+
+    def work(k: int) -> list[object]:
+        buf = np.empty((8, rows_per_chunk, w), np.float32)
+        results = []
+        for r0 in starts[k::workers]:
+            r1 = min(h, r0 + rows_per_chunk)
+            n = r1 - r0
+            m = buf[:3, :n]
+            for c in range(3):
+                np.add(row_terms[c, r0:r1, None], col_terms[c], out=m[c])
+            u = u_out[r0:r1] if u_out is not None else buf[6, :n]
+            v = v_out[r0:r1] if v_out is not None else buf[7, :n]
+            _uv_rows(m[0], m[1], m[2], u, v, buf[3:6, :n], ku, kv, precise)
+            results.append(sink(r0, r1, u, v))
+        return results
+
+    if workers == 1:
+        return [work(0)]
+    return list(_pool().map(work, range(workers)))
 
 
 def uv_separable(col_terms: np.ndarray, row_terms: np.ndarray, erp_w: int, erp_h: int, precise: bool = True,
@@ -108,13 +132,12 @@ def uv_separable(col_terms: np.ndarray, row_terms: np.ndarray, erp_w: int, erp_h
     Every table of the project has this form: a view's ray ``R @ (x_j, y_i, 1)`` and an ERP
     pixel's rotated direction (divided by ``cos(lat_i)``) are each a column term plus a row term.
     ``col_terms`` is ``(3, w)``, ``row_terms`` ``(3, h)``. The work runs in chunks of rows so the
-    temporaries stay in cache and no full-size scratch is page-faulted in.
+    temporaries stay in cache and no full-size scratch is page-faulted in, spread over two threads.
     """
     col_terms, row_terms = _check_terms(col_terms, row_terms)
     shape = (row_terms.shape[1], col_terms.shape[1])
     u, v = np.empty(shape, np.float32), np.empty(shape, np.float32)
-    for _ in _chunks(col_terms, row_terms, erp_w, erp_h, precise, rows_per_chunk, u, v):
-        pass
+    _run_chunks(col_terms, row_terms, erp_w, erp_h, precise, rows_per_chunk, lambda *a: None, u, v)
     return u, v
 
 
@@ -130,9 +153,11 @@ def fixed_separable(col_terms: np.ndarray, row_terms: np.ndarray, erp_w: int, er
     h, w = row_terms.shape[1], col_terms.shape[1]
     m1 = np.empty((h, w, 2), np.int16)
     m2 = np.empty((h, w), np.uint16)
-    vmin, vmax = math.inf, -math.inf
-    for r0, r1, u, v in _chunks(col_terms, row_terms, erp_w, erp_h, precise, rows_per_chunk):
+
+    def sink(r0: int, r1: int, u: np.ndarray, v: np.ndarray) -> tuple[float, float]:
         cv2.convertMaps(u, v, cv2.CV_16SC2, m1[r0:r1], m2[r0:r1])
         lo, hi, _, _ = cv2.minMaxLoc(v)
-        vmin, vmax = min(vmin, lo), max(vmax, hi)
-    return m1, m2, vmin, vmax
+        return lo, hi
+
+    ranges = [r for part in _run_chunks(col_terms, row_terms, erp_w, erp_h, precise, rows_per_chunk, sink) for r in part]
+    return m1, m2, min(r[0] for r in ranges), max(r[1] for r in ranges)

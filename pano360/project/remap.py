@@ -3,8 +3,10 @@
 A table is built from the geometry (rotation, FOV, sizes) and applied separately, as
 py360convert's ``EquirecSampler`` does. Every table here is a column term plus a row term per
 direction component (:func:`pano360.project._angles.uv_separable`), so building one costs a few
-cache-resident passes per pixel, with ``atan2`` from ``cv2.phase`` plus one Newton step (max error
-~3e-4 px; ``cv2.remap`` itself resolves 1/32 px).
+cache-resident passes per pixel (spread over two threads), with ``atan2`` from ``cv2.phase`` plus
+one Newton step (max error ~3e-4 px). Float maps keep OpenCV 5's exact bilinear weights; the
+fixed-point :class:`ErpTable` (what ``erp_to_persp`` uses) rounds positions to 1/32 px and
+remaps ~40% faster.
 
 ERP sampling (:func:`sample_erp`) wraps exactly across the +-180 deg seam (``BORDER_WRAP`` on
 columns: column -0.5 blends columns W - 1 and 0) and across the poles: when a table reaches within
