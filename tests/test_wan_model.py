@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from pano360.errors import Pano360Error
+from pano360.errors import Pano360Error, UsageError
 from pano360.generate.wan.loading import load_wan_components
 from pano360.generate.wan.pipeline import WanOutpaintPipeline
 from pano360.generate.wan.tiny import TINY_TRANSFORMER, save_tiny_wan
@@ -312,11 +312,13 @@ def test_backend_keeps_real_pixels_and_fills_the_rest(comps, lora_file):
     from pano360.generate.wan.backend import WanBackend
 
     canvases = _box_canvases(7)
+    calls = []
     backend = WanBackend(components=comps, lora=lora_file, steps=2, gen_width=64, window=5, overlap=2, seed=5,
-                         prompt="a room with a box", negative_prompt="blurry")
+                         prompt="a room with a box", negative_prompt="blurry", progress=lambda *a: calls.append(a))
     assert backend.name == "wan" and backend.lora_tensors == 100
     out = list(backend.fill(canvases))
     assert len(out) == len(canvases)
+    assert calls == [(0, 1, 2), (0, 2, 2), (5, 1, 2), (5, 2, 2)]  # windows [0, 5) and [2, 7), 2 steps each
     for frame, cv in zip(out, canvases):
         assert frame.shape == cv.rgb.shape and frame.dtype == np.uint8
         assert np.array_equal(frame[cv.mask], cv.rgb[cv.mask])  # real pixels exactly the input's
@@ -335,5 +337,10 @@ def test_backend_availability_and_device(tiny_dir, monkeypatch):
     assert wan_available() == (False, "no CUDA GPU")
     with pytest.raises(Pano360Error, match="--device cpu"):
         WanBackend()
-    backend = WanBackend(device="cpu", gen_width=64, steps=1)  # model from the environment
-    assert backend.components.folder == tiny_dir
+    backend = WanBackend(device="cpu", dtype="fp32", gen_width=64, steps=1)  # model from the environment
+    assert backend.components.folder == tiny_dir and backend.components.dtype == torch.float32
+    with pytest.raises(Pano360Error, match="unknown dtype"):
+        WanBackend(device="cpu", dtype="int8")
+    for bad in (dict(gen_width=100), dict(steps=0), dict(window=80), dict(overlap=81), dict(shift=0)):
+        with pytest.raises(UsageError):
+            WanBackend(device="cpu", **bad)

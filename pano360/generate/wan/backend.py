@@ -56,7 +56,8 @@ class WanBackend:
     ``gen_width``: generation ERP width (height is half; multiple of 32). ``window``/``overlap``:
     frames per generation window (4k+1) and frames carried over. ``blend_ratio``: ramp of the
     blended decoding (W/ratio, 0 = plain decode). ``scheduler``: ``"euler"`` or ``"unipc"``.
-    ``components``: already loaded ``WanComponents`` (tests; skips loading).
+    ``components``: already loaded ``WanComponents`` (tests; skips loading). ``progress``: optional
+    ``callable(frames_done, steps_done_in_window, steps)`` called after every denoising step.
     """
 
     name = "wan"
@@ -83,6 +84,7 @@ class WanBackend:
         wrap_pad: int = 0,
         rotate: bool = True,
         components=None,
+        progress=None,
     ):
         if gen_width < 64 or gen_width % 32:
             raise UsageError(f"--gen-width must be a multiple of 32 and >= 64 (height = width / 2), got {gen_width}")
@@ -118,6 +120,7 @@ class WanBackend:
 
             self.lora_tensors = inject_lora(components.transformer, lora, scale=lora_scale)
         self.pipe = WanOutpaintPipeline(components, scheduler=scheduler, shift=shift)
+        self.progress = progress
         self._embeds = None
 
     def _prompt_embeds(self):
@@ -164,6 +167,17 @@ class WanBackend:
             start = max(0, n - self.window)
             yield from self._window(start, n, done, small, made, pending, generator)
 
+    def _step_callback(self, done: int):
+        progress = getattr(self, "progress", None)
+        if progress is None:
+            return None
+
+        def on_step(pipe, i, t, kwargs):
+            progress(done, i + 1, self.steps)
+            return {}
+
+        return on_step
+
     def _window(self, start, stop, done, small, made, pending, generator) -> Iterator[np.ndarray]:
         from pano360.decode.composite import composite
 
@@ -184,6 +198,7 @@ class WanBackend:
             np.stack(video), np.stack(mask).astype(np.float32), self._prompt_embeds(),
             num_inference_steps=self.steps, guidance_scale=self.guidance, generator=generator,
             rotate=self.rotate, blend_ratio=self.blend_ratio, wrap_pad=self.wrap_pad,
+            callback_on_step_end=self._step_callback(done),
         )
         for i in [k for k in made if k < stop - self.window]:
             del made[i]

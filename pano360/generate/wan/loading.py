@@ -22,6 +22,7 @@ __all__ = [
     "WanComponents",
     "check_model_folder",
     "resolve_device",
+    "resolve_dtype",
     "resolve_model_folder",
     "load_wan_components",
     "out_of_memory",
@@ -140,6 +141,24 @@ def check_model_folder(folder: Path) -> dict:
     return cfg
 
 
+_DTYPES = {"bf16": "bfloat16", "bfloat16": "bfloat16", "fp16": "float16", "float16": "float16", "half": "float16",
+           "fp32": "float32", "float32": "float32", "float": "float32"}
+
+
+def resolve_dtype(dtype, device):
+    """A torch dtype from ``None`` (bf16 on a GPU, fp32 on the CPU), a torch dtype or a name like ``"bf16"``."""
+    import torch
+
+    if dtype is None:
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    name = _DTYPES.get(str(dtype).lower().removeprefix("torch."))
+    if name is None:
+        raise Pano360Error(f"unknown dtype {dtype!r}: use bf16, fp16 or fp32")
+    return getattr(torch, name)
+
+
 def load_wan_components(model: str | Path, device: str | None = None, dtype=None, offload: bool = False) -> WanComponents:
     """Load a Wan2.1 VACE model (folder or hub id) onto ``device``; see the module docstring.
 
@@ -152,8 +171,7 @@ def load_wan_components(model: str | Path, device: str | None = None, dtype=None
     from transformers import AutoTokenizer, UMT5EncoderModel
 
     dev = resolve_device(device)
-    if dtype is None:
-        dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    dtype = resolve_dtype(dtype, dev)
     folder = resolve_model_folder(model)
     check_model_folder(folder)
     sched_cfg = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())

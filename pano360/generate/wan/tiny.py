@@ -92,3 +92,11 @@ def save_tiny_wan(folder: str | Path, seed: int = 0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     WanVACEPipeline(**build_tiny_wan(seed)).save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+if __name__ == "__main__":  # python -m pano360.generate.wan.tiny DIR  (a model for CLI smoke tests)
+    import sys
+
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m pano360.generate.wan.tiny OUTPUT_DIR")
+    print(save_tiny_wan(sys.argv[1]))
