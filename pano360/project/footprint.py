@@ -237,9 +237,10 @@ def take_region(canvas: np.ndarray, region: FootprintRegion) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def feather_alpha(frame_w: int, frame_h: int, width_px: float) -> np.ndarray:
-    """Blending weight ``(h, w)`` float32 in (0, 1]: distance of each pixel centre to the frame's
-    edge (the area boundary at -0.5 / w - 0.5) over ``width_px``, clipped to 1. Read-only, cached.
+def feather_alpha(frame_w: int, frame_h: int, width_px: float, dtype: type = np.float32) -> np.ndarray:
+    """Blending weight ``(h, w)`` in (0, 1]: distance of each pixel centre to the frame's edge (the
+    area boundary at -0.5 / w - 0.5) over ``width_px``, clipped to 1. Read-only, cached.
+    ``dtype=np.uint8`` scales it to 1..255 (stack it with the RGB as a 4th channel: one remap).
 
     Resample it with the frame's table (:func:`remap_region`) to get the ERP-space alpha.
 
@@ -250,6 +251,7 @@ def feather_alpha(frame_w: int, frame_h: int, width_px: float) -> np.ndarray:
         raise ValueError(f"feather width must be > 0 px, got {width_px}")
     dx = np.minimum(np.arange(frame_w) + 0.5, frame_w - 0.5 - np.arange(frame_w))
     dy = np.minimum(np.arange(frame_h) + 0.5, frame_h - 0.5 - np.arange(frame_h))
-    a = np.clip(np.minimum(dx[None, :], dy[:, None]) / width_px, 0.0, 1.0).astype(np.float32)
+    a = np.clip(np.minimum(dx[None, :], dy[:, None]) / width_px, 0.0, 1.0)
+    a = np.maximum(np.round(a * 255.0), 1).astype(np.uint8) if dtype == np.uint8 else a.astype(dtype)
     a.flags.writeable = False
     return a
