@@ -11,6 +11,7 @@
 2. 1920x1080 frame -> 4096x2048 ERP canvas, a new rotation every frame: ``persp_to_erp`` (table
    over the footprint box + remap + full canvas and mask), and the convert-style route
    (``persp_footprint_region`` + fixed-point maps + RGB and feathered alpha layers).
+3. ERP -> ERP re-orientation (``rotate_erp``, 4096x2048), a new rotation every frame.
 
 Prints a table; the LAST line is ``speedup_vs_py360convert=<X> ms_per_frame_persp_to_erp=<Y>``.
 """
@@ -127,7 +128,7 @@ def main() -> int:
               "box table + remap + full canvas & mask")
     add("view->erp footprint table only", timed(lambda i: F.persp_footprint_region(Rs[i], HFOV, VW, VH, W, H), n),
         "persp_footprint_region")
-    alpha = F.feather_alpha(VW, VH, 32.0)
+    alpha = F.feather_alpha(VW, VH, 32.0, np.uint8)
 
     def convert_style(i: int) -> None:
         reg = F.persp_footprint_region(Rs[i], HFOV, VW, VH, W, H)
@@ -135,7 +136,13 @@ def main() -> int:
         F.remap_region(frame_of(i), reg, maps=maps)
         F.remap_region(alpha, reg, maps=maps)
 
-    add("view->erp region + rgb + feathered alpha", timed(convert_style, n), "fixed-point maps shared by 2 layers")
+    add("view->erp region + rgb + feathered alpha", timed(convert_style, n), "fixed-point maps shared by rgb, uint8 alpha")
+
+    # 3. ERP -> ERP re-orientation (stabilize), new rotation per frame
+    from pano360.project.remap import rotate_erp
+
+    add("erp->erp rotate_erp 4096x2048 (new R/frame)", timed(lambda i: rotate_erp(frames[i], Rs[i]), min(n, 6)),
+        "8.4 Mpx table + fixed-point remap")
 
     print(f"{'case':46s} {'min ms':>8s} {'median ms':>10s}  note")
     for name, lo, med, note in rows:

@@ -47,6 +47,13 @@ from pano360.project.rotation import (
     slerp,
     smooth_rotations,
 )
+from pano360.project.torch_remap import (
+    erp_to_persp_torch,
+    pad_erp_torch,
+    persp_to_erp_torch,
+    rotate_erp_torch,
+    sample_erp_torch,
+)
 
 __all__ = [
     "focal_from_hfov", "hfov_from_focal", "intrinsics", "pixel_rays", "project_to_pixels",
@@ -58,6 +65,7 @@ __all__ = [
     "ErpTable", "erp_to_persp_table", "rotate_erp_table", "sample_erp_table",
     "FACES", "cube_to_dice", "cube_to_erp", "cube_to_horizon", "dice_to_cube", "erp_to_cube", "face_rotations",
     "horizon_to_cube",
+    "erp_to_persp_torch", "pad_erp_torch", "persp_to_erp_torch", "rotate_erp_torch", "sample_erp_torch",
     "euler_to_matrix", "interpolate_rotations", "matrix_to_euler", "matrix_to_quat", "quat_to_matrix",
     "rotation_angle_deg", "slerp", "smooth_rotations",
 ]
