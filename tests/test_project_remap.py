@@ -285,3 +285,16 @@ def test_random_views_keep_the_masked_pixels(yaw, pitch, roll, hfov):
     inside = cv2.erode(reg.valid.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     assert f / (512 / (2 * np.pi)) > 2.0  # the view samples the sphere at least twice as densely as the ERP
     assert psnr(back, F.take_region(erp, reg), inside) >= 40.0  # measured 45-61 dB
+
+
+def _first_column(yaw: float) -> int:
+    return int(M.erp_to_persp_table(euler_to_matrix(yaw, 0, 0), 60.0, 640, 480, 2048, 1024).map1[0, 0, 0])
+
+
+def test_tables_build_in_forked_children():
+    # Tables are built on a per-process thread pool: a fork must not inherit dead workers.
+    import multiprocessing as mp
+
+    parent = _first_column(0.0)
+    with mp.get_context("fork").Pool(1) as pool:
+        assert pool.map(_first_column, [0.0, 10.0]) == [parent, _first_column(10.0)]

@@ -88,10 +88,15 @@ def _check_terms(col_terms: np.ndarray, row_terms: np.ndarray) -> tuple[np.ndarr
     return col_terms, row_terms
 
 
-@lru_cache(maxsize=1)
-def _pool() -> ThreadPoolExecutor:
-    """Worker threads for table building: OpenCV and numpy release the GIL on whole-array calls."""
+@lru_cache(maxsize=4)
+def _pool_of(pid: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="pano360-table")
+
+
+def _pool() -> ThreadPoolExecutor:
+    """Worker threads for table building (OpenCV and numpy release the GIL on whole-array calls),
+    one pool per process: a forked child must not inherit a pool whose threads did not survive."""
+    return _pool_of(os.getpid())
 
 
 def _run_chunks(col_terms: np.ndarray, row_terms: np.ndarray, erp_w: int, erp_h: int, precise: bool,
