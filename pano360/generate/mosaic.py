@@ -112,30 +112,32 @@ def build_background(frames: Iterable[tuple[int, float, np.ndarray]], rotation_a
         if weight is None or weight.shape != small.shape[:2]:
             weight = _centre_weight(small.shape[1], small.shape[0])
         pl = place_frame(small, rotation_at(index, time_s), hfov_deg, bg_width, alpha=weight, time_s=time_s)
-        if pl.c1 <= pl.c0 or pl.v1 <= pl.v0:
+        if pl.empty:
             continue
-        win = (slice(pl.v0, pl.v1), slice(pl.c0, pl.c1))
+        rows = slice(pl.v0, pl.v1)
+        pieces = pl.column_pieces()
         a = pl.alpha.astype(np.float32) / 255.0
         f = pl.rgb.astype(np.float32)
         # Exposure: this frame against the mosaic so far, on pixels both see well (not clipped).
-        aw = accw[win]
+        aw = np.concatenate([accw[rows, c] for c, _ in pieces], axis=1)
         both = (a > 0.2) & (aw > 0.2)
         gain = last_gain
-        if both.sum() > max(64, 0.05 * both.size):
-            m_l = _luma(acc[win][both] / aw[both][:, None])
+        if samples_g and both.sum() > max(64, 0.05 * both.size):
+            ac = np.concatenate([acc[rows, c] for c, _ in pieces], axis=1)
+            m_l = _luma(ac[both] / aw[both][:, None])
             f_l = _luma(f[both])
             ok = (m_l > 16) & (m_l < 240) & (f_l > 16) & (f_l < 240)
             if ok.sum() > 64:
                 gain = float(np.clip(np.median(f_l[ok] / m_l[ok]), 0.25, 4.0))
-        elif count > 1 and not samples_g:
-            gain = 1.0
         if not samples_g:
             gain = 1.0  # the first frame defines the exposure
         samples_t.append(time_s)
         samples_g.append(gain)
         last_gain = gain
-        acc[win] += f * (a / gain)[..., None]
-        accw[win] += a
+        contrib = f * (a / gain)[..., None]
+        for erp_cols, box_cols in pieces:
+            acc[rows, erp_cols] += contrib[:, box_cols]
+            accw[rows, erp_cols] += a[:, box_cols]
     times = times[:count]
     seen = accw > 1e-3
     mean = acc / np.maximum(accw, 1e-6)[..., None]
@@ -176,16 +178,19 @@ def composite(mosaic: np.ndarray, pl: Placement, gain: float, out: np.ndarray | 
         np.copyto(out, mosaic)
     else:
         out = mosaic
-    if pl.c1 <= pl.c0 or pl.v1 <= pl.v0:
+    if pl.empty:
         return out
-    win = (slice(pl.v0, pl.v1), slice(pl.c0, pl.c1))
+    rows = slice(pl.v0, pl.v1)
     w1 = pl.alpha.astype(np.float32) * np.float32(1.0 / 255.0)
-    blended = cv2.blendLinear(pl.rgb, out[win], w1, 1.0 - w1)
-    out[win] = blended
-    if apply_gain:
-        mosaic[win] = cv2.LUT(blended, gain_lut(1.0 / gain))
-    elif out is not mosaic:
-        mosaic[win] = blended
+    w2 = 1.0 - w1
+    for erp_cols, box_cols in pl.column_pieces():
+        win = (rows, erp_cols)
+        blended = cv2.blendLinear(pl.rgb[:, box_cols], out[win], w1[:, box_cols], w2[:, box_cols])
+        out[win] = blended
+        if apply_gain:
+            mosaic[win] = cv2.LUT(blended, gain_lut(1.0 / gain))
+        elif out is not mosaic:
+            mosaic[win] = blended
     return out
 
 
@@ -254,6 +259,6 @@ class MosaicBackend:
             band = max(1.0, self.feather * h / 2)
             dist = cv2.distanceTransform(np.pad(canvas.mask, ((0, 0), (1, 1)), mode="wrap").astype(np.uint8), cv2.DIST_L2, 3)[:, 1:-1]
             alpha = np.round(np.clip(dist / band, 0.0, 1.0) * 255).astype(np.uint8)
-            pl = Placement(0, h, 0, w, canvas.rgb, alpha, w, canvas.time_s)
+            pl = Placement(0, h, 0, canvas.rgb, alpha, w, canvas.time_s)
             out = composite(mosaic, pl, self._gain(i))
             yield out.copy()

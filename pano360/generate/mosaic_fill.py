@@ -101,7 +101,8 @@ def spherical_fill(rgb: np.ndarray, weight: np.ndarray, polar_px: float | None =
         polar_px = rgb.shape[1] / 16.0
     smooth = _polar_row_blur(_polar_row_blur(filled, polar_px), polar_px)
     unknown = (w_full < 1.0).astype(np.uint8)
-    dist = cv2.distanceTransform(unknown, cv2.DIST_L2, 3)
+    pad = rgb.shape[1] // 4  # distances wrap across the seam
+    dist = cv2.distanceTransform(np.concatenate([unknown[:, -pad:], unknown, unknown[:, :pad]], axis=1), cv2.DIST_L2, 3)[:, pad:-pad]
     t = np.clip(dist / (rgb.shape[1] / 32.0), 0.0, 1.0)[..., None]
     filled = (1.0 - t) * filled + t * smooth
     return w_full[..., None] * rgb.astype(np.float32) + (1.0 - w_full[..., None]) * filled

@@ -1,7 +1,7 @@
 """One perspective frame placed on the world ERP: the pixels it covers, cropped to its footprint.
 
-A :class:`Placement` holds only the ERP window the frame reaches (rows ``v0:v1``, columns
-``c0:c1``), so a backend blends a few hundred thousand pixels per frame instead of the whole
+A :class:`Placement` holds only the ERP box the frame reaches (rows ``v0:v1``, columns from
+``u0``, across the seam when needed), so a backend blends a few hundred thousand pixels per frame instead of the whole
 sphere. ``alpha`` is the frame's feathered weight: 255 in the interior (real pixels, exact),
 falling to 0 over a band at the frame border, 0 outside the frame.
 """
@@ -15,23 +15,24 @@ import cv2
 import numpy as np
 
 from pano360.canvas import Canvas
-from pano360.project.remap import persp_footprint_map
+from pano360.project.footprint import persp_footprint_region, remap_region
 
 __all__ = ["Placement", "place_frame", "feather_alpha", "canvas_from_placement"]
 
 
 @dataclass(frozen=True)
 class Placement:
-    """A frame on an ``erp_w x erp_w/2`` ERP: ``rgb (v1-v0, c1-c0, 3) uint8`` and ``alpha (v1-v0, c1-c0) uint8``.
+    """A frame on an ``erp_w x erp_w/2`` ERP, over the box of its footprint: rows ``v0:v1`` and
+    columns ``(u0 + j) % erp_w`` for ``j < n_cols`` (the box may run across the +-180 deg seam).
 
-    Pixels with ``alpha == 255`` are the frame's own pixels (bilinear samples of the frame);
-    ``alpha == 0`` marks ERP pixels the frame does not see.
+    ``rgb (v1-v0, n_cols, 3) uint8`` and ``alpha (v1-v0, n_cols) uint8``. Pixels with
+    ``alpha == 255`` are the frame's own pixels (bilinear samples of the frame); ``alpha == 0``
+    marks ERP pixels the frame does not see (their rgb is 0).
     """
 
     v0: int
     v1: int
-    c0: int
-    c1: int
+    u0: int
     rgb: np.ndarray
     alpha: np.ndarray
     erp_w: int
@@ -40,6 +41,23 @@ class Placement:
     @property
     def erp_h(self) -> int:
         return self.erp_w // 2
+
+    @property
+    def n_cols(self) -> int:
+        return int(self.alpha.shape[1]) if self.alpha.ndim == 2 else 0
+
+    @property
+    def empty(self) -> bool:
+        return self.v1 <= self.v0 or self.n_cols == 0
+
+    def column_pieces(self) -> list[tuple[slice, slice]]:
+        """``(erp_columns, box_columns)`` slice pairs: one, or two when the box crosses the seam."""
+        n, w = self.n_cols, self.erp_w
+        end = self.u0 + n
+        if end <= w:
+            return [(slice(self.u0, end), slice(0, n))]
+        first = w - self.u0
+        return [(slice(self.u0, w), slice(0, first)), (slice(0, end - w), slice(first, n))]
 
 
 @lru_cache(maxsize=8)
@@ -57,17 +75,6 @@ def feather_alpha(width: int, height: int, band_px: float) -> np.ndarray:
     return out
 
 
-def _column_window(valid: np.ndarray, erp_w: int) -> tuple[int, int]:
-    """Columns ``c0:c1`` holding every valid pixel; the whole width when the footprint crosses the seam."""
-    cols = np.flatnonzero(valid.any(axis=0))
-    if len(cols) == 0:
-        return 0, 0
-    c0, c1 = int(cols[0]), int(cols[-1]) + 1
-    if c0 == 0 and c1 == erp_w:
-        return 0, erp_w
-    return c0, c1
-
-
 def place_frame(rgb: np.ndarray, R: np.ndarray, hfov_deg: float, erp_w: int, alpha: np.ndarray | None = None,
                 time_s: float = 0.0) -> Placement:
     """Place a ``(h, w, 3) uint8`` frame seen with rotation ``R`` (camera to world) and FOV on the ERP.
@@ -75,24 +82,18 @@ def place_frame(rgb: np.ndarray, R: np.ndarray, hfov_deg: float, erp_w: int, alp
     ``alpha`` is the frame-space weight ``(h, w) uint8`` (default: all 255, no feathering); it is
     resampled with the same table as the pixels, so the interior stays exactly 255.
     """
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"frame must be (h, w, 3) uint8, got {rgb.shape} {rgb.dtype}")
     h, w = rgb.shape[:2]
-    if rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"frame must be (h, w, 3), got {rgb.shape}")
-    fp = persp_footprint_map(R, hfov_deg, w, h, erp_w, erp_w // 2)
-    c0, c1 = _column_window(fp.valid, erp_w)
-    if c1 <= c0:
-        empty = np.zeros((0, 0), np.uint8)
-        return Placement(fp.v0, fp.v0, 0, 0, np.zeros((0, 0, 3), np.uint8), empty, erp_w, time_s)
-    a = np.full((h, w), 255, np.uint8) if alpha is None else alpha
-    rgba = np.dstack([rgb, a]) if rgb.dtype == np.uint8 else None
-    if rgba is None:
-        raise ValueError(f"frame must be uint8, got {rgb.dtype}")
-    mx = fp.map_x[:, c0:c1]
-    my = fp.map_y[:, c0:c1]
-    out = cv2.remap(rgba, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    out_alpha = out[..., 3]
-    out_alpha[~fp.valid[:, c0:c1]] = 0
-    return Placement(fp.v0, fp.v1, c0, c1, np.ascontiguousarray(out[..., :3]), np.ascontiguousarray(out_alpha), erp_w, time_s)
+    reg = persp_footprint_region(R, hfov_deg, w, h, erp_w, erp_w // 2)
+    out = remap_region(rgb, reg)
+    if alpha is None:
+        a = reg.valid.astype(np.uint8) * np.uint8(255)
+    else:
+        if alpha.shape != (h, w):
+            raise ValueError(f"alpha must be ({h}, {w}), got {alpha.shape}")
+        a = remap_region(alpha, reg)
+    return Placement(reg.v0, reg.v1, reg.u0, out, a, erp_w, time_s)
 
 
 def canvas_from_placement(pl: Placement) -> Canvas:
@@ -100,7 +101,8 @@ def canvas_from_placement(pl: Placement) -> Canvas:
     h = pl.erp_h
     rgb = np.zeros((h, pl.erp_w, 3), np.uint8)
     mask = np.zeros((h, pl.erp_w), bool)
-    rgb[pl.v0:pl.v1, pl.c0:pl.c1] = pl.rgb
-    mask[pl.v0:pl.v1, pl.c0:pl.c1] = pl.alpha > 0
+    for erp_cols, box_cols in pl.column_pieces():
+        rgb[pl.v0:pl.v1, erp_cols] = pl.rgb[:, box_cols]
+        mask[pl.v0:pl.v1, erp_cols] = pl.alpha[:, box_cols] > 0
     rgb[~mask] = 0
     return Canvas(rgb=rgb, mask=mask, time_s=pl.time_s)

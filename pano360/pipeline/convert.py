@@ -156,6 +156,7 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
     from pano360.io.spherical import spherical_output
     from pano360.pipeline.encode import I420Writer
     from pano360.pipeline.orient import ORIENTATIONS, follow_shifts, heading_deg
+    from pano360.pipeline.threads import prefetch
 
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -196,7 +197,7 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
         t0 = time.perf_counter()
         if hasattr(backend, "prepare"):
             task = prog.add_task("mosaic", total=n_est)
-            frames = ((f.index, f.time_s, f.rgb) for f in iter_frames(src))
+            frames = prefetch((f.index, f.time_s, f.rgb) for f in iter_frames(src))
             backend.prepare(frames, rotation_at, traj.hfov_deg, n_est, progress=lambda k: prog.advance(task, k))
             prog.update(task, completed=prog.tasks[task].total)
         timings["mosaic"] = time.perf_counter() - t0
@@ -215,14 +216,14 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
                 if alpha is None and alpha_for is not None:
                     alpha = alpha_for(f.rgb.shape[1], f.rgb.shape[0])
                 pl = place_frame(f.rgb, rotation_at(f.index, f.time_s), traj.hfov_deg, width, alpha, f.time_s)
-                if pl.c1 > pl.c0:
-                    seen[pl.v0:pl.v1, pl.c0:pl.c1] |= pl.alpha > 0
+                for erp_cols, box_cols in pl.column_pieces():
+                    seen[pl.v0:pl.v1, erp_cols] |= pl.alpha[:, box_cols] > 0
                 yield pl
 
         if hasattr(backend, "fill_placed"):
-            filled = backend.fill_placed(placements(), reuse_buffer=True)
+            filled = backend.fill_placed(prefetch(placements()), reuse_buffer=True)
         else:
-            filled = backend.fill(canvas_from_placement(p) for p in placements())
+            filled = backend.fill(prefetch(canvas_from_placement(p) for p in placements()))
         n_written = 0
         with spherical_output(out, overwrite=opts.overwrite) as tmp:
             with I420Writer(tmp, width, height, info.fps, crf=opts.crf, preset=opts.preset, audio_from=src) as writer:
