@@ -145,7 +145,10 @@ def test_resume_continues_at_the_step_with_identical_losses(run_a, setup):
 
     root, model, data = setup
     ckpt = run_a.ckpt_dir / f"step-{SAVE_EVERY:08d}"
-    b = train(_config(root, model, data, "b", resume=ckpt, ckpt_dir=root / "b-ckpt", rank=4, lr=1.0))
+    # Another cache folder (remade, identically), the checkpoint's rank and lr over the ones passed, and
+    # gradient checkpointing on (recomputing activations does not change a bit on the CPU).
+    b = train(_config(root, model, data, "b", resume=ckpt, ckpt_dir=root / "b-ckpt", rank=4, lr=1.0,
+                      gradient_checkpointing=True))
     assert b.resumed_from == SAVE_EVERY and b.step == STEPS
     assert b.losses[:SAVE_EVERY] == run_a.losses[:SAVE_EVERY]  # history carried over
     assert b.losses[SAVE_EVERY:] == run_a.losses[SAVE_EVERY:]  # bit-identical continuation
@@ -176,3 +179,17 @@ def test_cli_trains_and_prints_one_json_object(setup, capsys):
     assert sd[next(k for k in sd if "lora_A" in k)].shape[0] == 4
     assert main(args) == 2  # exists, no -y
     assert "output exists" in capsys.readouterr().err
+
+
+def test_bf16_weights_with_float32_lora_train(setup):
+    """The GPU configuration (frozen bf16 weights, float32 LoRA), run on the CPU for a few steps."""
+    from pano360.generate.wan.lora import read_lora
+    from pano360.train.trainer import train
+
+    root, model, data = setup
+    r = train(_config(root, model, data, "bf16", steps=4, save_every=4, dtype="bfloat16", gradient_checkpointing=True,
+                      ckpt_dir=root / "bf16-ckpt"))
+    assert len(r.losses) == 4 and all(np.isfinite(r.losses))
+    sd, _ = read_lora(r.out)
+    assert all(t.dtype == torch.float32 for t in sd.values())
+    assert any(t.abs().max() > 0 for k, t in sd.items() if "lora_B" in k)  # B moved off its zero init

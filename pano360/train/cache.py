@@ -47,9 +47,11 @@ def draw_sample(videos: Sequence[TrainVideo], spec: CacheSpec, index: int):
 
 
 def cache_key(videos: Sequence[TrainVideo], spec: CacheSpec, model_folder: Path | str) -> str:
-    """A hash of the spec, the model's VAE config and every video (path, size, mtime, caption)."""
-    vae_cfg = Path(model_folder) / "vae" / "config.json"
-    parts = [json.dumps(asdict(spec), sort_keys=True), vae_cfg.read_text() if vae_cfg.is_file() else ""]
+    """A hash of the spec, the model (folder, VAE and text encoder configs) and every video (path, size, mtime, caption)."""
+    folder = Path(model_folder)
+    parts = [json.dumps(asdict(spec), sort_keys=True), str(folder.resolve())]
+    for sub in ("vae/config.json", "text_encoder/config.json"):
+        parts.append((folder / sub).read_text() if (folder / sub).is_file() else "")
     for v in videos:
         st = v.path.stat()
         parts.append(f"{v.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{v.stereo}|{v.caption}")

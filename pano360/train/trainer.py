@@ -49,7 +49,8 @@ def lora_targets(name: str) -> tuple[str, ...]:
 class TrainConfig:
     """Everything ``pano360 train`` takes. ``samples``: size of the cached sample pool (None:
     ``steps * batch * grad_accum`` processes-wide, at least one per video, at most 256).
-    ``gradient_checkpointing`` None means on a GPU only. ``ckpt_dir`` None: beside ``out``
+    ``gradient_checkpointing`` None means on a GPU only. ``dtype`` of the frozen weights
+    ("bfloat16"/"float32"; None: bfloat16 on a GPU, float32 on the CPU; LoRA weights are float32). ``ckpt_dir`` None: beside ``out``
     (``<stem>-checkpoints``), or the resumed checkpoint's folder."""
 
     data_dir: Path
@@ -72,6 +73,7 @@ class TrainConfig:
     ckpt_dir: Path | None = None
     overwrite: bool = False
     gradient_checkpointing: bool | None = None
+    dtype: str | None = None
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     quiet: bool = False
@@ -88,6 +90,8 @@ class TrainConfig:
                 raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.alpha <= 0 or self.lr <= 0:
             raise UsageError(f"--alpha and --lr must be > 0, got {self.alpha} and {self.lr}")
+        if self.dtype not in (None, "bfloat16", "float32", "float16"):
+            raise UsageError(f"dtype must be bfloat16, float16 or float32, got {self.dtype!r}")
         if self.samples is not None and self.samples < 1:
             raise UsageError(f"--samples must be >= 1, got {self.samples}")
         lora_targets(self.targets)
@@ -239,7 +243,7 @@ def _train(cfg: TrainConfig, warn: Callable[[str], None] | None) -> TrainResult:
     n_samples = cfg.samples if cfg.samples is not None else _auto_samples(cfg, len(videos), world)
     cfg = replace(cfg, samples=n_samples)
     device = "cpu" if cfg.device == "cpu" else str(accelerator.device)
-    comps = load_wan_components(folder, device=device)
+    comps = load_wan_components(folder, device=device, dtype=getattr(torch, cfg.dtype) if cfg.dtype else None)
     dtype = comps.dtype
     say(f"training a rank-{cfg.rank} '{cfg.targets}' LoRA on {len(videos)} video(s), {n_samples} cached samples, "
         f"{cfg.width}x{cfg.width // 2} x {cfg.frames} frames, {world} process(es) on {comps.device}")
