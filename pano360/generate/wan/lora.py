@@ -11,6 +11,7 @@ warning) is refused: we count the tensors that really landed in the transformer.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,47 @@ _FORMATS = (
 )
 
 
+# Original Wan / musubi names of the modules in a VACE block -> diffusers names.
+_VACE_MODULES = {
+    "self_attn.q": "attn1.to_q", "self_attn.k": "attn1.to_k", "self_attn.v": "attn1.to_v", "self_attn.o": "attn1.to_out.0",
+    "cross_attn.q": "attn2.to_q", "cross_attn.k": "attn2.to_k", "cross_attn.v": "attn2.to_v", "cross_attn.o": "attn2.to_out.0",
+    "ffn.0": "ffn.net.0.proj", "ffn.2": "ffn.net.2", "before_proj": "proj_in", "after_proj": "proj_out",
+}
+_VACE_KEY = re.compile(
+    r"^(?:diffusion_model\.|lora_unet_)vace_blocks[._](\d+)[._]"
+    r"(self_attn[._][qkvo]|cross_attn[._][qkvo]|ffn[._][02]|before_proj|after_proj)"
+    r"\.(lora_A\.weight|lora_B\.weight|lora_down\.weight|lora_up\.weight|alpha)$"
+)
+
+
+def _split_vace_keys(sd: dict) -> tuple[dict, dict]:
+    """Take the VACE-block keys of an original-Wan or musubi LoRA out of ``sd`` and convert them.
+
+    diffusers' converters stop at ``vace_blocks`` keys ("state_dict should be empty"); a LoRA trained
+    on a VACE model has them. Returns ``(rest, converted)``, ``converted`` in diffusers keys with a
+    musubi ``alpha`` folded into ``lora_A`` (scale alpha / rank), as peft then uses alpha = rank.
+    """
+    rest, parts = {}, {}
+    for key, val in sd.items():
+        m = _VACE_KEY.match(key)
+        if m is None:
+            rest[key] = val
+            continue
+        block, module, kind = m.groups()
+        module = module.replace("_attn_", "_attn.").replace("ffn_", "ffn.")
+        target = f"transformer.vace_blocks.{block}.{_VACE_MODULES[module]}"
+        parts.setdefault(target, {})[kind.split(".")[0].replace("lora_down", "lora_A").replace("lora_up", "lora_B")] = val
+    out = {}
+    for target, p in parts.items():
+        if "lora_A" not in p or "lora_B" not in p:
+            raise Pano360Error(f"LoRA module {target} lacks its {'lora_B' if 'lora_A' in p else 'lora_A'} weight")
+        a = p["lora_A"]
+        if "alpha" in p:
+            a = a * (float(p["alpha"]) / a.shape[0])
+        out[f"{target}.lora_A.weight"], out[f"{target}.lora_B.weight"] = a, p["lora_B"]
+    return rest, out
+
+
 def read_lora(path: str | Path) -> tuple[dict, dict | None]:
     """Read a LoRA safetensors file and return ``(state_dict in diffusers keys, metadata or None)``.
 
@@ -47,12 +89,27 @@ def read_lora(path: str | Path) -> tuple[dict, dict | None]:
     if not path.is_file():
         raise Pano360Error(f"LoRA file not found: {path}")
     try:
-        sd, meta = WanLoraLoaderMixin.lora_state_dict(str(path), return_lora_metadata=True)
+        from safetensors.torch import load_file
+
+        raw = load_file(str(path))
+        rest, vace = _split_vace_keys(raw)
+        if vace:  # no diffusers metadata in these formats
+            sd, meta = (WanLoraLoaderMixin.lora_state_dict(rest) if rest else {}), None
+            sd = {**sd, **vace}
+        else:
+            sd, meta = WanLoraLoaderMixin.lora_state_dict(str(path), return_lora_metadata=True)
+    except Pano360Error:
+        raise
     except Exception as exc:
-        raise Pano360Error(f"could not read LoRA {path}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        raise Pano360Error(f"could not read LoRA {path}: {type(exc).__name__}: {_first_line(exc)}") from exc
     if not sd:
         raise Pano360Error(f"LoRA {path} holds no tensors")
     return sd, meta
+
+
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def count_lora_tensors(transformer: Any, adapter_name: str) -> int:
@@ -81,7 +138,7 @@ def inject_lora(transformer: Any, lora: str | Path | dict, scale: float = 1.0, a
     try:
         transformer.load_lora_adapter(ours, adapter_name=adapter_name, prefix="transformer", metadata=meta)
     except Exception as exc:
-        raise Pano360Error(f"could not inject LoRA {where}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        raise Pano360Error(f"could not inject LoRA {where}: {type(exc).__name__}: {_first_line(exc)}") from exc
     injected = count_lora_tensors(transformer, adapter_name)
     if injected == 0:
         raise Pano360Error(f"LoRA {where}: 0 of its {n_file} tensors were injected into the transformer; {_FORMATS}")
