@@ -41,7 +41,7 @@ def test_a_cut_panorama_has_a_visible_seam(pano):
 
     cut = cv2.resize(pano[:, : 3 * w // 4], (w, w // 2), interpolation=cv2.INTER_AREA)
     assert seam_ratio(cut) > 3.0 * seam_ratio(pano)
-    assert lr_consistency(cut) < lr_consistency(pano)  # measured 0.93 vs 0.99
+    assert lr_consistency(cut) < lr_consistency(pano)  # measured 0.966 vs 0.994
     flat = np.full((8, 16, 3), 77, np.uint8)
     assert seam_ratio(flat) == 1.0 and lr_consistency(flat) == pytest.approx(1.0)
 
