@@ -48,6 +48,23 @@ def wan_available(model: str | Path | None = None) -> tuple[bool, str]:
     return True, f"Wan model {name} on {torch.cuda.get_device_name(0)}"
 
 
+def _crop_rows(canvas: Canvas) -> tuple:
+    """Keep only the rows of a canvas that hold real pixels (a full 4096x2048 canvas is 33 MB and
+    a window holds up to 81 of them): ``(shape, r0, rgb_rows, mask_rows)``."""
+    rows = np.flatnonzero(canvas.mask.any(axis=1))
+    r0, r1 = (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 0)
+    return canvas.rgb.shape, r0, canvas.rgb[r0:r1].copy(), canvas.mask[r0:r1].copy()
+
+
+def _uncrop_rows(kept: tuple) -> tuple[np.ndarray, np.ndarray]:
+    shape, r0, rgb_rows, mask_rows = kept
+    rgb = np.zeros(shape, np.uint8)
+    mask = np.zeros(shape[:2], bool)
+    rgb[r0 : r0 + len(rgb_rows)] = rgb_rows
+    mask[r0 : r0 + len(mask_rows)] = mask_rows
+    return rgb, mask
+
+
 class WanBackend:
     """Fill the unseen sphere with Wan2.1 VACE. Loads the model (and LoRA) when constructed.
 
@@ -149,7 +166,7 @@ class WanBackend:
         generator = torch.Generator("cpu").manual_seed(self.seed)
         small: deque = deque(maxlen=self.window)  # (index, rgb_small, generate_mask_small)
         made: dict[int, np.ndarray] = {}  # generated frames (gen size) that a later window may know
-        pending: dict[int, Canvas] = {}  # full-size canvases not yet output
+        pending: dict[int, tuple] = {}  # full-size canvases not yet output (real rows only)
         start = done = n = 0
         size = None
         for idx, canvas in enumerate(canvases):
@@ -158,7 +175,7 @@ class WanBackend:
             elif canvas.rgb.shape != size:
                 raise Pano360Error(f"canvas {idx} is {canvas.rgb.shape}, the first was {size}")
             small.append((idx, *self._small(canvas)))
-            pending[idx] = canvas
+            pending[idx] = _crop_rows(canvas)
             n = idx + 1
             if n == start + self.window:
                 yield from self._window(start, n, done, small, made, pending, generator)
@@ -204,5 +221,5 @@ class WanBackend:
             del made[i]
         for i in range(done, stop):
             made[i] = out[i - start]
-            canvas = pending.pop(i)
-            yield composite(canvas.rgb, canvas.mask, out[i - start])
+            rgb, mask = _uncrop_rows(pending.pop(i))
+            yield composite(rgb, mask, out[i - start])

@@ -88,7 +88,8 @@ class WanOutpaintPipeline:
                              output_type, blend_ratio, wrap_pad, conditioning_scale, callback_on_step_end)
         except Exception as exc:
             if out_of_memory(exc):
-                raise Pano360Error(f"out of GPU memory generating {video.shape[2]}x{video.shape[1]}x{video.shape[0]}: {OOM_HINT}") from exc
+                hint = "try a smaller --gen-width (e.g. 768 or 512)" if self.c.offload else OOM_HINT
+                raise Pano360Error(f"out of GPU memory generating {video.shape[2]}x{video.shape[1]}x{video.shape[0]}: {hint}") from exc
             raise
 
     def _run(self, video, mask, prompt_embeds, steps, guidance, generator, rotate, output_type, blend_ratio,
