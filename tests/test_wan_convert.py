@@ -12,7 +12,7 @@ import pytest
 
 from pano360.cli import main
 from pano360.generate.wan.tiny import save_tiny_wan
-from tests.conftest import shared_file
+from conftest import shared_file
 
 W_OUT, CLIP_W, CLIP_H, FPS, HFOV = 256, 160, 90, 15, 65.0
 

@@ -8,7 +8,6 @@ local Hugging Face cache, downloading only when not offline), check its layout, 
 from __future__ import annotations
 
 import json
-import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
