@@ -36,9 +36,10 @@ def contact_sheet(frames: list[tuple[float, np.ndarray]], seen: np.ndarray, traj
     from pano360.project.rotation import matrix_to_euler
 
     n = max(1, len(frames))
-    fig = plt.figure(figsize=(16, 4.2 + 2.3 * ((n + 1) // 2)), dpi=dpi)
-    rows = (n + 1) // 2 + 2
-    gs = fig.add_gridspec(rows, 4, height_ratios=[1.0] * ((n + 1) // 2) + [1.05, 1.0])
+    erp_rows = (n + 1) // 2
+    fig = plt.figure(figsize=(16, 4.1 * erp_rows + 4.2 + 3.6), dpi=dpi)
+    rows = erp_rows + 2
+    gs = fig.add_gridspec(rows, 4, height_ratios=[4.1] * erp_rows + [4.2, 3.6])
     for k, (t, erp) in enumerate(frames):
         ax = fig.add_subplot(gs[k // 2, (k % 2) * 2:(k % 2) * 2 + 2])
         ax.imshow(erp)

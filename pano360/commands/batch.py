@@ -1,10 +1,100 @@
-"""`pano360 batch` (not implemented yet)."""
+"""`pano360 batch IN_DIR OUT_DIR`: convert every video in a folder, resumable, locally or on Ray."""
 
 from __future__ import annotations
 
-from pano360.errors import Pano360Error
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from pano360.commands._options import JsonOpt, QuietOpt
+from pano360.commands.convert import (BackendOpt, CrfOpt, DeviceOpt, GenWidthOpt, GuidanceOpt, HfovOpt, LevelOpt, LoraOpt,
+                                      LoraScaleOpt, ModelOpt, NegPromptOpt, OffloadOpt, OrientOpt, PresetOpt, PromptOpt,
+                                      SeedOpt, ShiftOpt, StepsOpt, WidthOpt, wan_kwargs)
 
 
-def command() -> None:
-    """Not implemented yet."""
-    raise Pano360Error("pano360 batch is not implemented yet")
+def command(
+    in_dir: Annotated[Path, typer.Argument(help="Folder of input videos (searched recursively).")],
+    out_dir: Annotated[Path, typer.Argument(help="Output folder; the input folder's structure is mirrored.")],
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Conversions at once (worker processes).")] = 1,
+    glob: Annotated[Optional[str], typer.Option("--glob", help="Only inputs matching this pattern (e.g. '*.mov', 'trip/**/*.mp4').")] = None,
+    ray: Annotated[bool, typer.Option("--ray", help="Run the jobs as Ray tasks (a local Ray unless --ray-address or RAY_ADDRESS).")] = False,
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster address for --ray (e.g. ray://head:10001).")] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Where to write the JSON report (default OUT_DIR/batch_report.json).")] = None,
+    backend: BackendOpt = "auto",
+    width: WidthOpt = 4096,
+    hfov: HfovOpt = None,
+    orientation: OrientOpt = "world",
+    level: LevelOpt = False,
+    crf: CrfOpt = 20,
+    preset: PresetOpt = "superfast",
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+    model: ModelOpt = None,
+    lora: LoraOpt = None,
+    lora_scale: LoraScaleOpt = 1.0,
+    prompt: PromptOpt = "",
+    negative_prompt: NegPromptOpt = "",
+    steps: StepsOpt = 30,
+    guidance: GuidanceOpt = 5.0,
+    shift: ShiftOpt = None,
+    seed: SeedOpt = 0,
+    gen_width: GenWidthOpt = 1024,
+    offload: OffloadOpt = False,
+    device: DeviceOpt = None,
+) -> None:
+    """Convert every video under IN_DIR to a 360 MP4 under OUT_DIR; finished outputs are skipped,
+    a failed file does not stop the rest, and the exit code is 1 if any file failed."""
+    from pano360.batch import discover_jobs, run_batch
+    from pano360.batch.run import write_report
+    from pano360.console import note, stderr
+    from pano360.errors import Pano360Error, UsageError
+    from pano360.generate.select import choose_backend
+    from pano360.pipeline.convert import check_width
+
+    if jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {jobs}")
+    if ray_address and not ray:
+        ray = True
+    check_width(width)
+    found = discover_jobs(in_dir, out_dir, glob)
+    if not found:
+        raise Pano360Error(f"no videos found under {in_dir}" + (f" matching {glob!r}" if glob else ""))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name, reason = choose_backend(backend, model, device)
+    loud = not (quiet or json_output)
+    note(f"batch: {len(found)} videos, backend {name} ({reason})" + (", on Ray" if ray else f", {jobs} at a time"), not loud)
+    opts = dict(backend=name, width=width, hfov_deg=hfov, orientation=orientation, level=level, crf=crf, preset=preset,
+                model=model, device=device,
+                wan=wan_kwargs(lora, lora_scale, prompt, negative_prompt, steps, guidance, shift, seed, gen_width, offload))
+
+    def progress(job, rec) -> None:
+        if loud:
+            mark = {"done": "[green]done[/]", "skipped": "[dim]skipped[/]", "failed": "[red]FAILED[/]"}[rec["status"]]
+            extra = f": {rec['error']}" if rec["error"] else (f" ({rec['seconds']:.1f} s)" if rec["status"] == "done" else "")
+            stderr.print(f"{mark} {job.rel}{extra}", markup=True, highlight=False)
+
+    t0 = time.perf_counter()
+    records = run_batch(found, opts, n_jobs=jobs, ray_address=ray_address, use_ray=ray, on_done=progress)
+    report_path = report or (out_dir / "batch_report.json")
+    rep = write_report(report_path, records, opts, time.perf_counter() - t0)
+    s = rep["summary"]
+    if json_output:
+        typer.echo(json.dumps({**rep, "report": str(report_path)}))
+    else:
+        if loud:
+            from rich.table import Table
+
+            table = Table(title="pano360 batch", title_justify="left")
+            for col in ("input", "status", "seconds", "output / error"):
+                table.add_column(col)
+            for r in records:
+                colour = {"done": "green", "skipped": "dim", "failed": "red"}[r["status"]]
+                table.add_row(str(Path(r["input"]).relative_to(in_dir)), f"[{colour}]{r['status']}[/]", f"{r['seconds']:.1f}",
+                              r["error"] or r["output"])
+            stderr.print(table)
+        typer.echo(f"{s['done']} converted, {s['skipped']} skipped, {s['failed']} failed; report: {report_path}")
+    if s["failed"]:
+        raise typer.Exit(code=1)

@@ -103,7 +103,8 @@ def trajectory_stats(traj: Trajectory) -> dict:
     }
 
 
-def _get_trajectory(path: Path, info, opts: ConvertOptions, advance: Callable[[int], None]) -> tuple[Trajectory, str]:
+def _get_trajectory(path: Path, info, opts: ConvertOptions, done: Callable[[int], None]) -> tuple[Trajectory, str]:
+    """The trajectory to render with and where it came from; ``done(n)`` reports frames tracked so far."""
     if opts.trajectory is not None:
         traj = Trajectory.load(opts.trajectory)
         if traj.width * info.height != traj.height * info.width:
@@ -113,10 +114,10 @@ def _get_trajectory(path: Path, info, opts: ConvertOptions, advance: Callable[[i
             traj = Trajectory(traj.time_s, traj.R, opts.hfov_deg, traj.width, traj.height, traj.inliers, traj.source)
         return traj, "file"
     try:
-        from pano360.slam import estimate_trajectory  # type: ignore[attr-defined]
+        from pano360.slam.estimate import estimate_trajectory
     except ImportError:
         raise Pano360Error("rotation estimation is not available in this build; pass --trajectory traj.json") from None
-    traj = estimate_trajectory(path, hfov_deg=opts.hfov_deg, progress=advance)
+    traj = estimate_trajectory(path, hfov_deg=opts.hfov_deg, progress=done)
     return traj, "estimated"
 
 
@@ -178,7 +179,7 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
         # 1. Trajectory, levelling, orientation.
         t0 = time.perf_counter()
         task = prog.add_task("track", total=n_est if opts.trajectory is None else 1)
-        traj, traj_source = _get_trajectory(src, info, opts, lambda k=1: prog.advance(task, k))
+        traj, traj_source = _get_trajectory(src, info, opts, lambda n: prog.update(task, completed=n))
         prog.update(task, completed=prog.tasks[task].total)
         rotation_at = RotationLookup(traj)
         level_info: dict = {"applied": False}

@@ -1,0 +1,61 @@
+"""Which videos a batch converts, where each output goes, and whether it is already done."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from pathlib import Path
+
+from pano360.errors import UsageError
+
+__all__ = ["Job", "VIDEO_SUFFIXES", "discover_jobs", "is_complete"]
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".3gp", ".mts", ".m2ts", ".wmv", ".flv", ".mpg", ".mpeg"}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One conversion: ``input`` under the batch's input folder, ``output`` at the mirrored place
+    under the output folder (``rel`` with the suffix ``.mp4``)."""
+
+    input: Path
+    output: Path
+    rel: str
+
+
+def discover_jobs(in_dir: str | Path, out_dir: str | Path, pattern: str | None = None) -> list[Job]:
+    """Every video under ``in_dir`` (recursive, sorted), optionally filtered by a glob ``pattern``
+    matched against the path relative to ``in_dir`` (and its file name); hidden files and the
+    output folder itself are skipped."""
+    src = Path(in_dir)
+    dst = Path(out_dir)
+    if not src.is_dir():
+        raise UsageError(f"input folder not found: {src}")
+    dst_resolved = dst.resolve()
+    jobs = []
+    for path in sorted(p for p in src.rglob("*") if p.is_file()):
+        rel = path.relative_to(src)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if dst_resolved in path.resolve().parents:
+            continue
+        if pattern:
+            if not (fnmatch.fnmatch(rel.as_posix(), pattern) or fnmatch.fnmatch(path.name, pattern)):
+                continue
+        elif path.suffix.lower() not in VIDEO_SUFFIXES:
+            continue
+        jobs.append(Job(input=path, output=dst / rel.with_suffix(".mp4"), rel=rel.as_posix()))
+    return jobs
+
+
+def is_complete(output: Path) -> bool:
+    """An output is complete when it exists as a tagged 360 MP4 (outputs appear atomically, so a
+    half-written one never has the final name)."""
+    if not output.is_file() or output.stat().st_size == 0:
+        return False
+    try:
+        from pano360.io.spherical import read_spherical
+
+        return read_spherical(output) is not None
+    except Exception:  # noqa: BLE001 - anything unreadable is redone
+        return False

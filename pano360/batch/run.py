@@ -1,0 +1,128 @@
+"""Run a batch: skip finished outputs, convert the rest (in-process, in worker processes, or as
+Ray tasks), never let one failure stop the others, and report."""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable
+
+from pano360.batch.jobs import Job, is_complete
+
+__all__ = ["convert_one", "run_batch", "summarize", "write_report"]
+
+
+def convert_one(input_path: str, output_path: str, opts_dict: dict[str, Any]) -> dict:
+    """Convert one file; never raises: returns ``{"status": "done"|"failed", ...}`` (runs in workers)."""
+    from pano360.errors import Pano360Error
+    from pano360.pipeline.convert import ConvertOptions, convert_video
+
+    t0 = time.perf_counter()
+    try:
+        Path(output_path).parent.mkdir(parents=True, exist_ok=True)
+        opts = ConvertOptions(**opts_dict)
+        result = convert_video(input_path, output_path, opts, show_progress=False, quiet=True)
+        return {"status": "done", "seconds": round(time.perf_counter() - t0, 2), "backend": result["backend"],
+                "frames": result["frames"], "coverage_pct": result["coverage_pct"], "error": None}
+    except Pano360Error as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    except MemoryError:
+        msg = "out of memory"
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
+        msg = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        if __import__("os").environ.get("PANO360_DEBUG"):
+            msg += "\n" + traceback.format_exc()
+    return {"status": "failed", "seconds": round(time.perf_counter() - t0, 2), "error": msg}
+
+
+def _ray_run(todo: list[Job], opts_dict: dict, address: str | None, gpus_per_task: float,
+             on_done: Callable[[Job, dict], None]) -> None:
+    try:
+        import ray
+    except ImportError:
+        from pano360.errors import Pano360Error
+
+        raise Pano360Error("--ray needs Ray: pip install 'pano360[ray]'") from None
+    started_here = False
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        started_here = True
+    try:
+        task = ray.remote(num_cpus=1, num_gpus=gpus_per_task, max_retries=0)(convert_one)
+        refs = {task.remote(str(j.input), str(j.output), opts_dict): j for j in todo}
+        pending = list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            for ref in ready:
+                try:
+                    res = ray.get(ref)
+                except Exception as exc:  # noqa: BLE001 - a lost worker is one failed job
+                    res = {"status": "failed", "seconds": 0.0, "error": f"Ray task failed: {type(exc).__name__}"}
+                on_done(refs[ref], res)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def run_batch(jobs: list[Job], opts_dict: dict[str, Any], n_jobs: int = 1, ray_address: str | None = None,
+              use_ray: bool = False, on_done: Callable[[Job, dict], None] | None = None) -> list[dict]:
+    """Run every job; returns one record per job in the jobs' order:
+    ``{"input", "output", "status": "done"|"skipped"|"failed", "seconds", "error"}``."""
+    records: dict[str, dict] = {}
+
+    def done(job: Job, res: dict) -> None:
+        records[job.rel] = {"input": str(job.input), "output": str(job.output), **res}
+        if on_done is not None:
+            on_done(job, records[job.rel])
+
+    todo = []
+    for job in jobs:
+        if is_complete(job.output):
+            done(job, {"status": "skipped", "seconds": 0.0, "error": None})
+        else:
+            todo.append(job)
+    opts_dict = {**opts_dict, "overwrite": True}  # an incomplete output is redone
+    if use_ray:
+        gpus = 1.0 if opts_dict.get("backend") == "wan" else 0.0
+        _ray_run(todo, opts_dict, ray_address, gpus, done)
+    elif n_jobs <= 1 or len(todo) <= 1:
+        for job in todo:
+            done(job, convert_one(str(job.input), str(job.output), opts_dict))
+    else:
+        import multiprocessing
+
+        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(convert_one, str(j.input), str(j.output), opts_dict): j for j in todo}
+            for fut in as_completed(futures):
+                try:
+                    res = fut.result()
+                except Exception as exc:  # noqa: BLE001 - a crashed worker is one failed job
+                    res = {"status": "failed", "seconds": 0.0, "error": f"worker crashed: {type(exc).__name__}"}
+                done(futures[fut], res)
+    return [records[j.rel] for j in jobs]
+
+
+def summarize(records: list[dict]) -> dict:
+    """Counts per status."""
+    out = {"total": len(records), "done": 0, "skipped": 0, "failed": 0}
+    for r in records:
+        out[r["status"]] = out.get(r["status"], 0) + 1
+    return out
+
+
+def write_report(path: Path, records: list[dict], opts_dict: dict, seconds: float) -> dict:
+    """Write the JSON report atomically; returns it."""
+    from pano360.io.atomic import atomic_output
+
+    report = {"summary": summarize(records), "seconds": round(seconds, 2),
+              "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in opts_dict.items()}, "jobs": records}
+    with atomic_output(path, overwrite=True) as tmp:
+        Path(tmp).write_text(json.dumps(report, indent=1, default=str))
+    return report
