@@ -101,3 +101,17 @@ def test_metrics_json_on_a_still_video_and_a_mask(pano, tmp_path, capsys):
     assert out["seam_ratio"]["mean"] == pytest.approx(1.0, abs=0.2)
     assert out["lr_consistency"]["mean"] > 0.99
     assert out["coverage"] == {"source": "mask", "share": 0.5}
+
+
+def test_metrics_on_the_shared_stereo_video_measure_the_left_eye(capsys):
+    congo = shared_file("video360/congo.mp4")  # top-bottom stereo with V1 metadata
+    assert main(["metrics", str(congo), "--json", "--max-frames", "3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["stereo"] == "top-bottom" and out["measured"] == "left eye" and out["frames"] == 3
+    assert out["lr_consistency"]["mean"] > 0.98  # measured 0.992: a real camera's seam
+    assert set(out["motion"]) == {"front", "right", "back", "left", "mean"}
+
+
+def test_metrics_refuse_a_mesh_projection(capsys):
+    assert main(["metrics", str(shared_file("video360/sphericalv2.mp4"))]) == 1
+    assert "mesh" in capsys.readouterr().err

@@ -32,7 +32,7 @@ def command(
     from pano360.console import progress_enabled, stage_progress
     from pano360.errors import Pano360Error, UsageError
     from pano360.io.reader import iter_frames
-    from pano360.post.inputs import check_erp_video
+    from pano360.post.inputs import check_erp_video, first_eye
     from pano360.post.metrics import MotionMeter, lr_consistency, seam_ratio, sphere_share, trajectory_coverage
 
     if trajectory is not None and mask is not None:
@@ -41,7 +41,8 @@ def command(
         raise UsageError(f"--motion-width must be within 64..8192, got {motion_width}")
     if max_frames is not None and max_frames < 1:
         raise UsageError(f"--max-frames must be at least 1, got {max_frames}")
-    info = check_erp_video(video)
+    info = check_erp_video(video, allow_stereo=True)
+    stereo = info.spherical.stereo if info.spherical is not None else "none"
 
     coverage = None
     if trajectory is not None:
@@ -67,10 +68,11 @@ def command(
     total = min(info.frame_count, max_frames) if max_frames else info.frame_count
     with stage_progress(progress_enabled(quiet, json_output)) as progress:
         task = progress.add_task("measure", total=total)
-        for f in iter_frames(video, max_frames=max_frames) if max_frames else iter_frames(video):
-            lr.append(lr_consistency(f.rgb))
-            seam.append(seam_ratio(f.rgb))
-            small = f.rgb
+        for f in iter_frames(video, max_frames=max_frames):
+            rgb = first_eye(f.rgb, stereo)
+            lr.append(lr_consistency(rgb))
+            seam.append(seam_ratio(rgb))
+            small = rgb
             if small.shape[1] > motion_width:
                 small = cv2.resize(small, (motion_width, motion_width // 2), interpolation=cv2.INTER_AREA)
             motion.add(small)
@@ -80,10 +82,11 @@ def command(
     lr_a, seam_a = np.array(lr), np.array(seam)
     result = {
         "video": str(video), "frames": len(lr), "width": info.width, "height": info.height,
+        "stereo": stereo, "measured": "left eye" if stereo != "none" else "frame",
         "lr_consistency": {"mean": round(float(lr_a.mean()), 5), "min": round(float(lr_a.min()), 5)},
         "seam_ratio": {"mean": round(float(seam_a.mean()), 4), "max": round(float(seam_a.max()), 4)},
         "motion": {k: (None if v is None else round(v, 4)) for k, v in motion.means().items()},
-        "motion_view_px": max(16, min(info.width, motion_width) // 4),
+        "motion_view_px": max(16, min(rgb.shape[1], motion_width) // 4),
         "coverage": coverage,
     }
     if json_output:
@@ -91,7 +94,8 @@ def command(
         return
     m = result["motion"]
     lines = [
-        f"video:           {video} ({len(lr)} frames, {info.width}x{info.height})",
+        f"video:           {video} ({len(lr)} frames, {info.width}x{info.height}"
+        f"{', stereo ' + stereo + ', left eye measured' if stereo != 'none' else ''})",
         f"LR consistency:  {result['lr_consistency']['mean']:.4f} (min {result['lr_consistency']['min']:.4f})",
         f"seam ratio:      {result['seam_ratio']['mean']:.3f} (max {result['seam_ratio']['max']:.3f})",
         "motion (px/frame, views of %d px): %s" % (result["motion_view_px"], "n/a (one frame)" if m["mean"] is None else

@@ -6,21 +6,40 @@ from pathlib import Path
 
 from pano360.errors import Pano360Error
 
-__all__ = ["check_erp_video"]
+__all__ = ["check_erp_video", "first_eye"]
 
 
-def check_erp_video(path: str | Path):
+def check_erp_video(path: str | Path, allow_stereo: bool = False):
     """Validate a command's 360 input and return its ``VideoInfo`` (``pano360.io.probe``).
 
     One-line Pano360Error for anything ``validate_video_input`` refuses, a mesh/cubemap/cropped
-    or stereo 360 video, and a frame that is not 2:1 (W = 2H).
+    or (unless ``allow_stereo``) stereo 360 video, and a mono frame that is not 2:1 (W = 2H).
     """
     from pano360.io.probe import validate_video_input
 
     info = validate_video_input(path, require_equirectangular=True)
     sph = info.spherical
     if sph is not None and sph.stereo not in ("none",):
+        if allow_stereo and sph.stereo in ("top-bottom", "left-right"):
+            return info
         raise Pano360Error(f"stereo ({sph.stereo}) 360 video is not supported, only mono equirectangular: {path}")
     if info.width != 2 * info.height:
         raise Pano360Error(f"not an equirectangular video: {info.width}x{info.height} is not 2:1: {path}")
     return info
+
+
+def first_eye(rgb, stereo: str):
+    """The left eye of a stereo frame (top half for top-bottom, left half for left-right), stretched
+    back to 2:1 when the layout squeezed it; a mono frame is returned as is."""
+    import cv2
+
+    if stereo == "top-bottom":
+        eye = rgb[: rgb.shape[0] // 2]
+    elif stereo == "left-right":
+        eye = rgb[:, : rgb.shape[1] // 2]
+    else:
+        return rgb
+    w = eye.shape[1] - eye.shape[1] % 2
+    if eye.shape[:2] != (w // 2, w):
+        eye = cv2.resize(eye, (w, w // 2), interpolation=cv2.INTER_LINEAR)
+    return eye

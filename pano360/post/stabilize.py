@@ -16,7 +16,7 @@ import numpy as np
 from pano360.errors import Pano360Error
 from pano360.io.reader import iter_frames
 from pano360.io.writer import VideoWriter
-from pano360.post.smoothing import corrections, level_path, smooth_lock, smooth_plain
+from pano360.post.smoothing import level_path, smooth_lock, smooth_plain
 from pano360.post.sphere_motion import SphereTracker
 from pano360.project.remap import rotate_erp
 from pano360.project.rotation import check_rotations

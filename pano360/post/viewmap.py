@@ -16,7 +16,6 @@ the chroma table (the exact table: ~130 ms).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import cv2
 import numpy as np
