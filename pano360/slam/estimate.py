@@ -27,6 +27,7 @@ from pano360.slam.bundle import adjust, search_hfov
 from pano360.slam.frontend import FrameObs, Tracker, TrackerConfig
 from pano360.slam.geometry import best_rotation, pixels_to_rays
 from pano360.slam.links import chain_rotations, loop_links, track_links
+from pano360.slam.rolling import angular_velocity, search_readout, unroll_links, unroll_pixels
 from pano360.trajectory import Trajectory
 
 __all__ = ["TrackResult", "estimate_rotations", "estimate_trajectory", "track_clip", "WORK_SIZE", "DEFAULT_HFOV_DEG"]
@@ -87,6 +88,24 @@ def _frame_rotation(obs: FrameObs, R_kf: np.ndarray, w: int, h: int, f: float) -
     return R_kf @ rel
 
 
+def _every_frame(frames: list[FrameObs], kfs: list, R_kf: np.ndarray, linked_kfs: set[int], times: np.ndarray,
+                 w: int, h: int, f: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rotations ``(N, 3, 3)`` of every frame and which rest on evidence; the rest SLERPed between those."""
+    n = len(frames)
+    R = np.repeat(np.eye(3)[None], n, axis=0)
+    ok = np.zeros(n, bool)
+    kf_of_frame = {k.frame: i for i, k in enumerate(kfs) if i in linked_kfs or len(kfs) == 1}
+    for i, obs in enumerate(frames):
+        if i in kf_of_frame:
+            R[i], ok[i] = R_kf[kf_of_frame[i]], True
+        elif obs.ref_kf >= 0 and len(obs.pts) >= 3:
+            R[i], ok[i] = _frame_rotation(obs, R_kf[obs.ref_kf], w, h, f), True
+    if ok.any() and not ok.all():
+        good = np.flatnonzero(ok)
+        R[~ok] = interpolate_rotations(times[good], R[good], times[~ok])
+    return R, ok
+
+
 def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg: float | None, hfov_hint: float | None,
            source: str, stats: dict) -> TrackResult:
     w, h = tracker.width, tracker.height
@@ -121,27 +140,32 @@ def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg
     loops = loop_links(kfs, ba.R, w, h, focal_from_hfov(w, ba.hfov_deg), ba.hfov_deg)
     if loops:
         ba = adjust(links + loops, ba.R, w, h, ba.hfov_deg, solve_focal=solve_focal, priors=restarts)
-    stats["backend_s"] = time.perf_counter() - t0
-    stats["ba_rms_px"] = ba.rms_px
     linked = {lk.b for lk in loops} | {lk.a for lk in loops}
     for k in restarts:
         if int(k) not in linked:
             warnings.append(f"frame {kfs[k].frame}: tracking broke (a cut to another scene, or motion too fast to follow) and the view "
                             f"was not recognised again; rotations from there on continue from the frame before and may be off")
-    # 3. Every frame.
+    # 3. Every frame; then the rolling shutter's readout measured and, when it shows, undone.
     hfov = ba.hfov_deg
     f = focal_from_hfov(w, hfov)
-    R = np.repeat(np.eye(3)[None], n, axis=0)
-    ok = np.zeros(n, bool)
-    kf_of_frame = {k.frame: i for i, k in enumerate(kfs)}
-    for i, obs in enumerate(frames):
-        if i in kf_of_frame:
-            R[i], ok[i] = ba.R[kf_of_frame[i]], True
-        elif obs.ref_kf >= 0 and len(obs.pts) >= 3:
-            R[i], ok[i] = _frame_rotation(obs, ba.R[obs.ref_kf], w, h, f), True
+    linked_kfs = {lk.a for lk in links + loops} | {lk.b for lk in links + loops}
+    R, ok = _every_frame(frames, kfs, ba.R, linked_kfs, times, w, h, f)
+    kf_frames = np.array([k.frame for k in kfs])
+    omega = angular_velocity(times, R)
+    readout, gain = search_readout(links, omega[kf_frames], w, h, f) if ok.sum() > 2 else (0.0, 0.0)
+    stats.update(readout_ms=1000 * readout, readout_gain=gain)
+    if readout > 0 and gain > 0.05:
+        kf_omega = omega[kf_frames]
+        ba = adjust(unroll_links(links + loops, kf_omega, readout, w, h, f), ba.R, w, h, hfov, solve_focal=solve_focal, priors=restarts)
+        hfov = ba.hfov_deg
+        frames = [FrameObs(o.ref_kf, unroll_pixels(o.kf_pts, kf_omega[o.ref_kf], readout, w, h, f),
+                           unroll_pixels(o.pts, omega[i], readout, w, h, f), o.inliers, o.reason) if o.ref_kf >= 0 else o
+                  for i, o in enumerate(frames)]
+        f = focal_from_hfov(w, hfov)
+        R, ok = _every_frame(frames, kfs, ba.R, linked_kfs, times, w, h, f)
+    stats["backend_s"] = time.perf_counter() - t0
+    stats["ba_rms_px"] = ba.rms_px
     if not ok.all():
-        good = np.flatnonzero(ok)
-        R[~ok] = interpolate_rotations(times[good], R[good], times[~ok])
         warnings.append(f"frames {_fmt_ranges(_ranges(np.flatnonzero(~ok)))}: nothing to track (black, blank or featureless); rotations interpolated")
     inliers = np.array([obs.inliers for obs in frames], np.int64)
     weak = ok & (inliers < LOW_CONFIDENCE_INLIERS)

@@ -28,7 +28,8 @@ class TrackerConfig:
     grid: tuple[int, int] = (8, 6)  # cells across the longer, shorter side
     per_cell: int = 6
     min_distance: float = 10.0
-    quality: float = 0.004  # corner strength relative to the frame's strongest, below which a cell stays empty
+    quality: float = 0.001  # corner strength relative to the frame's strongest, below which a cell stays empty
+    min_eig: float = 1e-4  # absolute corner strength floor (about 5x what sensor noise gives at 640 px)
     win: int = 21
     levels: int = 3
     fb_max_px: float = 0.7
@@ -91,11 +92,14 @@ class Tracker:
         self._kf_img = None
         self._pts = _empty2()  # live tracks in the previous frame
         self._ids = np.zeros(0, np.int64)
+        self._age = np.zeros(0, np.int64)  # frames each live track has passed the RANSAC
         self._kf_pts = _empty2()  # positions of the live tracks at the current keyframe
         self._kf_count = 0
         self._next_id = 0
         self._segment = -1
         self._lost = True
+        self._streak = 0  # frames tracked in a row since the last (re)start
+        self._last_steady = -10**9  # last frame that ended a run of 3 tracked frames
         self._H_step = np.eye(3)
         self._H_prev = np.eye(3)
 
@@ -104,18 +108,13 @@ class Tracker:
         """New corners ``(m, 2)`` float32, at most ``per_cell`` per grid cell counting ``existing``."""
         cfg = self.config
         eig = cv2.cornerMinEigenVal(gray, 5, 3)
-        floor = max(float(eig.max()) * cfg.quality, 2e-4)
+        floor = max(float(eig.max()) * cfg.quality, cfg.min_eig)
         mask = np.full(gray.shape, 255, np.uint8)
         margin = cfg.win // 2 + 2
         mask[:margin], mask[-margin:], mask[:, :margin], mask[:, -margin:] = 0, 0, 0, 0
         for x, y in existing:
             cv2.circle(mask, (int(x), int(y)), int(cfg.min_distance), 0, -1)
-        counts = np.zeros(len(self._cells), np.int64)
-        if len(existing):
-            cols, rows = (cfg.grid if self.width >= self.height else cfg.grid[::-1])
-            cx = np.clip((existing[:, 0] * cols / self.width).astype(int), 0, cols - 1)
-            cy = np.clip((existing[:, 1] * rows / self.height).astype(int), 0, rows - 1)
-            np.add.at(counts, cy * cols + cx, 1)
+        counts = np.bincount(self._cell_of(existing), minlength=len(self._cells)) if len(existing) else np.zeros(len(self._cells), np.int64)
         found = []
         for k, (x0, x1, y0, y1) in enumerate(self._cells):
             want = cfg.per_cell - counts[k]
@@ -134,14 +133,19 @@ class Tracker:
         new = self._detect(gray, self._pts)
         self._pts = np.concatenate([self._pts, new])
         self._ids = np.concatenate([self._ids, np.arange(self._next_id, self._next_id + len(new))])
+        self._age = np.concatenate([self._age, np.zeros(len(new), np.int64)])
         self._next_id += len(new)
         self._kf_pts = self._pts.copy()
         self._kf_img = gray
-        self._kf_count = len(self._pts)
+        self._kf_count = -1  # set by the first tracked frame: many fresh corners never survive one
         if new_segment:
             self._segment += 1
         kps, desc = self._orb.detectAndCompute(gray, None)
         orb_pts = np.array([kp.pt for kp in kps], np.float32).reshape(-1, 2)
+        if len(orb_pts):
+            # ORB's corners sit on its pyramid's grid; the sub-pixel corner is what two views share.
+            crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 10, 0.01)
+            orb_pts = cv2.cornerSubPix(gray, orb_pts.reshape(-1, 1, 2).copy(), (3, 3), (-1, -1), crit).reshape(-1, 2)
         self.keyframes.append(Keyframe(index, self._segment, self._ids.copy(), self._pts.copy(), orb_pts, desc))
         self._H_prev = np.eye(3)
 
@@ -152,9 +156,12 @@ class Tracker:
         index = len(self.frames)
         pyr = gray  # the Python binding takes images, not prebuilt pyramids
         obs = None if self._lost else self._track(index, gray, pyr)
+        self._streak = self._streak + 1 if obs is not None else 0
+        if self._streak >= 3:
+            self._last_steady = index
         if obs is None:
             was_tracking = not self._lost and index > 0
-            self._pts, self._ids = _empty2(), np.zeros(0, np.int64)
+            self._pts, self._ids, self._age = _empty2(), np.zeros(0, np.int64), np.zeros(0, np.int64)
             self._make_keyframe(index, gray, new_segment=True)
             if len(self._pts) >= 3 * cfg.min_inliers:
                 self._lost = False
@@ -163,14 +170,52 @@ class Tracker:
                 self.keyframes.pop()
                 self._segment -= 1
                 self._lost = True
-                self._pts, self._ids = _empty2(), np.zeros(0, np.int64)
+                self._pts, self._ids, self._age = _empty2(), np.zeros(0, np.int64), np.zeros(0, np.int64)
                 obs = FrameObs(-1, _empty2(), _empty2(), 0, "no texture")
         self._prev_pyr = pyr
         self.frames.append(obs)
         return obs
 
+    def _cell_of(self, pts: np.ndarray) -> np.ndarray:
+        cols, rows = self.config.grid if self.width >= self.height else self.config.grid[::-1]
+        cx = np.clip((pts[:, 0] * cols / self.width).astype(int), 0, cols - 1)
+        cy = np.clip((pts[:, 1] * rows / self.height).astype(int), 0, rows - 1)
+        return cy * cols + cx
+
+    def _robust_homography(self, src: np.ndarray, dst: np.ndarray, age: np.ndarray, thresh: float,
+                           plausible: np.ndarray | None = None) -> tuple[np.ndarray | None, np.ndarray]:
+        """Homography RANSAC with one vote per grid cell; every track is then classified by it.
+
+        The vote goes to the cell's oldest track, so the model is the one that explains the most
+        of the picture's area, not the most corners: a textured object filling a few cells (many
+        fresh corners) cannot outvote a weakly textured background spread over the frame. Only
+        ``plausible`` tracks (near where the camera's recent motion predicts them) vote, when
+        there are at least 8; with fewer, after a steady stretch of tracking, the frame is refused
+        (a lost frame) rather than explained by what is left.
+        """
+        if plausible is not None and plausible.sum() < 8 and self._trusted:
+            return None, np.zeros(len(src), bool)  # only implausible motion left: refuse rather than follow it
+        if plausible is not None and 8 <= plausible.sum() < len(src):
+            keep = np.flatnonzero(plausible)
+            H, _ = self._robust_homography(src[keep], dst[keep], age[keep], thresh)
+            if H is None:
+                return None, np.zeros(len(src), bool)
+            err = np.linalg.norm(cv2.perspectiveTransform(src.reshape(-1, 1, 2), H).reshape(-1, 2) - dst, axis=1)
+            return H, err < thresh
+        order = np.lexsort((-age, self._cell_of(dst)))
+        cells = self._cell_of(dst)[order]
+        first = order[np.r_[True, cells[1:] != cells[:-1]]]
+        voters = first if len(first) >= 8 else np.arange(len(src))
+        H, _ = cv2.findHomography(src[voters], dst[voters], cv2.RANSAC, thresh, maxIters=2000, confidence=0.999)
+        if H is None:
+            return None, np.zeros(len(src), bool)
+        err = np.linalg.norm(cv2.perspectiveTransform(src.reshape(-1, 1, 2), H).reshape(-1, 2) - dst, axis=1)
+        return H, err < thresh
+
     def _track(self, index: int, gray: np.ndarray, pyr) -> FrameObs | None:
         cfg = self.config
+        # The last motion still predicts this one if tracking was steady within the last 10 frames.
+        self._trusted = index - self._last_steady <= 10
         if len(self._pts) < cfg.min_inliers:
             return None
         p0 = self._pts.reshape(-1, 1, 2)
@@ -186,8 +231,13 @@ class Tracker:
         good = (st.ravel() == 1) & (st2.ravel() == 1) & (fb < cfg.fb_max_px) & inside
         if good.sum() < cfg.min_inliers:
             return None
+        # A hand cannot change the camera's motion by much from one frame to the next: tracks far from
+        # where the last motion puts them (an object moving on its own) get no vote.
+        pred = pred.reshape(-1, 2)
+        step = float(np.median(np.linalg.norm(pred - self._pts, axis=1)))
+        plausible = (np.linalg.norm(p1 - pred, axis=1) < 4.0 + 0.25 * step)[good]
         kf_pts, cur = self._kf_pts[good], p1[good]
-        H, mask = cv2.findHomography(kf_pts, cur, cv2.RANSAC, 2.0 * cfg.ransac_px, maxIters=2000, confidence=0.999)
+        H, mask = self._robust_homography(kf_pts, cur, self._age[good], 2.0 * cfg.ransac_px, plausible)
         if H is None or mask.sum() < cfg.min_inliers:
             return None
         # Re-track from the keyframe warped by that homography, seeded by the frame-to-frame result.
@@ -200,26 +250,25 @@ class Tracker:
                                               criteria=crit, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
         pk = pk.reshape(-1, 2)
         idx = np.flatnonzero(good)
-        agree = (stk.ravel() == 1) & (np.linalg.norm(pk - cur, axis=1) < 1.0) & mask.ravel().astype(bool)
+        agree = (stk.ravel() == 1) & (np.linalg.norm(pk - cur, axis=1) < 1.0) & mask
         good[idx[~agree]] = False
         p1[idx[agree]] = pk[agree]
         if good.sum() < cfg.min_inliers:
             return None
         kf_pts, cur = self._kf_pts[good], p1[good]
-        H, mask = cv2.findHomography(kf_pts, cur, cv2.RANSAC, cfg.ransac_px, maxIters=2000, confidence=0.999)
-        if H is None:
-            return None
-        inl = mask.ravel().astype(bool)
-        if inl.sum() < cfg.min_inliers:
+        H, inl = self._robust_homography(kf_pts, cur, self._age[good], cfg.ransac_px)
+        if H is None or inl.sum() < cfg.min_inliers:
             return None
         keep = np.flatnonzero(good)[inl]
-        self._pts, self._ids, self._kf_pts = p1[keep], self._ids[keep], self._kf_pts[keep]
+        self._pts, self._ids, self._kf_pts, self._age = p1[keep], self._ids[keep], self._kf_pts[keep], self._age[keep] + 1
         self._H_step = H @ np.linalg.inv(self._H_prev)
         self._H_prev = H
         n = len(keep)
         sel = np.linspace(0, n - 1, min(n, cfg.max_obs)).round().astype(int)
         obs = FrameObs(len(self.keyframes) - 1, self._kf_pts[sel].copy(), self._pts[sel].copy(), n)
         disp = float(np.median(np.linalg.norm(self._pts - self._kf_pts, axis=1)))
+        if self._kf_count < 0:
+            self._kf_count = n
         if n < cfg.kf_inlier_ratio * self._kf_count or disp > cfg.kf_disp_frac * self.width:
             self._make_keyframe(index, gray, new_segment=False)
         return obs

@@ -67,20 +67,21 @@ def chain_rotations(n_kf: int, links: list[Link], width: int, height: int, focal
 
 
 def _rotation_ransac(pa: np.ndarray, pb: np.ndarray, width: int, height: int, focal: float, thresh_px: float,
-                     generator: np.random.Generator, iters: int = 200) -> tuple[np.ndarray, np.ndarray]:
-    """Rotation-only RANSAC (2-point samples) on pixel pairs; returns ``(R, inlier mask)``."""
+                     generator: np.random.Generator, iters: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Rotation-only RANSAC (2-point samples, all hypotheses at once) on pixel pairs; returns ``(R, inliers)``."""
     ra = pixels_to_rays(pa, width, height, focal)
     rb = pixels_to_rays(pb, width, height, focal)
     ua = ra / np.linalg.norm(ra, axis=1, keepdims=True)
     ub = rb / np.linalg.norm(rb, axis=1, keepdims=True)
     thr = thresh_px / focal
-    best = np.zeros(len(pa), bool)
-    for _ in range(iters):
-        i = generator.choice(len(pa), 2, replace=False)
-        R = best_rotation(ua[i], ub[i])
-        inl = np.linalg.norm(ub @ R.T - ua, axis=1) < thr
-        if inl.sum() > best.sum():
-            best = inl
+    i = generator.integers(0, len(pa), (iters, 2))
+    i = i[i[:, 0] != i[:, 1]]
+    M = ua[i[:, 0], :, None] * ub[i[:, 0], None, :] + ua[i[:, 1], :, None] * ub[i[:, 1], None, :]
+    U, _, Vt = np.linalg.svd(M)
+    U[:, :, 2] *= np.sign(np.linalg.det(U @ Vt))[:, None]
+    Rs = U @ Vt
+    counts = (np.linalg.norm(np.einsum("kij,nj->kni", Rs, ub) - ua[None], axis=2) < thr).sum(axis=1)
+    best = np.linalg.norm(ub @ Rs[int(np.argmax(counts))].T - ua, axis=1) < thr
     if best.sum() < 3:
         return np.eye(3), best
     R = best_rotation(ua[best], ub[best])
@@ -118,9 +119,11 @@ def loop_links(keyframes: list[Keyframe], R: np.ndarray, width: int, height: int
                 continue
             pb = kb.orb_pts[[m.queryIdx for m in good]].astype(np.float64)
             pa = ka.orb_pts[[m.trainIdx for m in good]].astype(np.float64)
-            _, inl = _rotation_ransac(pa, pb, width, height, focal, 3.0, gen)
+            rel, inl = _rotation_ransac(pa, pb, width, height, focal, 2.0, gen)
             if inl.sum() < min_inliers:
                 continue
+            if not restart and rotation_angle_deg(rel, R[a].T @ R[b]) > max(1.0, 0.03 * hfov_deg):
+                continue  # it disagrees with the tracked path: a repeated texture or a moving object
             idx = np.flatnonzero(inl)
             idx = idx[np.linspace(0, len(idx) - 1, min(len(idx), max_points)).round().astype(int)]
             links.append(Link(a, b, pa[idx], pb[idx], loop=True))

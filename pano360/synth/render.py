@@ -18,7 +18,7 @@ from pano360.errors import Pano360Error
 from pano360.project.camera import focal_from_hfov, pixel_rays
 from pano360.project.erp import check_erp_size, dirs_to_uv
 from pano360.project.remap import erp_to_persp, sample_erp
-from pano360.project.rotation import check_rotations, interpolate_rotations
+from pano360.project.rotation import check_rotations, interpolate_rotations, matrix_to_rotvec, rotvec_to_matrix
 from pano360.synth.degrade import Degradations, MovingObject, exposure, motion_blur, paste_object, sensor_noise
 from pano360.trajectory import Trajectory
 
@@ -49,6 +49,22 @@ def render_rolling_shutter(erp: np.ndarray, R_rows: np.ndarray, hfov_deg: float,
     return sample_erp(erp, u.astype(np.float32), v.astype(np.float32))
 
 
+def _rotations_at(times: np.ndarray, R: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """The path SLERPed at ``query`` times, extended past its ends at the end intervals' angular velocity
+    (a rolling shutter sees the first frame's top rows before the path's first sample)."""
+    out = interpolate_rotations(times, R, query)
+    if len(times) < 2:
+        return out
+    for end, (i, j) in (("lo", (0, 1)), ("hi", (-2, -1))):
+        sel = query < times[0] if end == "lo" else query > times[-1]
+        if sel.any():
+            rate = matrix_to_rotvec(R[i].T @ R[j]) / (times[j] - times[i])
+            anchor = R[0] if end == "lo" else R[-1]
+            t_anchor = times[0] if end == "lo" else times[-1]
+            out[sel] = anchor[None] @ rotvec_to_matrix(rate[None] * (query[sel] - t_anchor)[:, None])
+    return out
+
+
 def _centre_motion(R_a: np.ndarray, R_b: np.ndarray, f: float) -> tuple[float, float]:
     """Pixel motion of the frame centre from rotation ``R_a`` to ``R_b`` (image plane of ``R_a``)."""
     d = R_a.T @ R_b @ np.array([0.0, 0.0, 1.0])
@@ -63,7 +79,8 @@ def render_frames(erp: np.ndarray, times: np.ndarray, R: np.ndarray, hfov_deg: f
 
     Without ``degrade`` frame ``i`` is exactly ``erp_to_persp(erp, R[i], hfov_deg, width, height)``.
     With a rolling shutter, row ``v`` is seen at ``times[i] + (v / (h - 1) - 0.5) * readout_s``
-    (the path SLERPed), so ``R[i]`` is the rotation at mid-readout, the centre row.
+    (the path SLERPed, and extended past its ends at constant angular velocity), so ``R[i]`` is the
+    rotation at mid-readout, the centre row.
     """
     R = check_rotations(R)
     times = np.asarray(times, dtype=np.float64)
@@ -78,11 +95,11 @@ def render_frames(erp: np.ndarray, times: np.ndarray, R: np.ndarray, hfov_deg: f
     row_offsets = (np.arange(height) / max(height - 1, 1) - 0.5) * d.readout_s
     for i, t in enumerate(times):
         if d.readout_s > 0:
-            rgb = render_rolling_shutter(erp, interpolate_rotations(times, R, t + row_offsets), hfov_deg, width, height)
+            rgb = render_rolling_shutter(erp, _rotations_at(times, R, t + row_offsets), hfov_deg, width, height)
         else:
             rgb = erp_to_persp(erp, R[i], hfov_deg, width, height)
         if d.exposure_s > 0 and len(times) > 1:
-            half = interpolate_rotations(times, R, np.array([t - d.exposure_s / 2, t + d.exposure_s / 2]))
+            half = _rotations_at(times, R, np.array([t - d.exposure_s / 2, t + d.exposure_s / 2]))
             rgb = motion_blur(rgb, *_centre_motion(half[0], half[1], f))
         if obj is not None:
             rgb = paste_object(rgb, obj, float(t - times[0]) / duration)

@@ -1,0 +1,219 @@
+"""Benchmark ``pano360 track`` against ground truth and against OpenCV's stitching pipeline.
+
+Clips are phone clips rendered from the real panoramas of ``../shared/data/erp`` along known paths
+(``pano360.synth``: pans of 25-45 deg/s, looking around, walking sway, jitter, or Argus's training
+motion), H.264 at 30 fps, landscape 1280x720 and portrait 720x1280, an unknown horizontal FOV in
+40-80 deg. "hard" clips add motion blur (1/60 s shutter), sensor noise, a +-25% exposure wobble, a
+20 ms rolling shutter and a textured object crossing the view. They are cached under
+``/tmp/pano360_bench_track`` (with their true trajectories), so re-runs only track.
+
+Per clip: our median/max rotation error (deg, geodesic, every frame), FOV error (%), and speed
+(frames/s of clip, wall time including decoding). The PEER, in the same run on the same clips:
+OpenCV's stitching pipeline as ``stitching_detailed.py`` runs it (``cv2.detail`` SIFT features,
+``BestOf2NearestRangeMatcher``, ``HomographyBasedEstimator``, ``BundleAdjusterRay``) on keyframes
+every 6th frame at half resolution; its errors are over those keyframes (the only frames it
+estimates), its speed counts decoding every frame.
+
+A "stress" clip (the nearly textureless rendered landscape sechelt.jpg, hard, with a large object)
+is reported on its own line and kept out of the goal summary.
+
+The LAST line is ``median_err_deg=<a> max_err_deg=<b> hfov_err_pct=<c> fps=<d> peer_median_err_deg=<e>``:
+medians of per-clip medians, the max over all clips, the worst FOV error, our total frames over
+total seconds, and the peer's median of per-clip medians.
+
+Usage: ``.venv/bin/python benchmarks/track.py [--quick] [--no-peer] [--clips NAME,...]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("PANO360_SHARED_DATA", ROOT.parent / "shared" / "data"))
+CACHE = Path(os.environ.get("PANO360_BENCH_CACHE", "/tmp/pano360_bench_track"))
+
+
+@dataclass(frozen=True)
+class Clip:
+    name: str
+    erp: str
+    size: tuple[int, int]
+    hfov: float
+    path: str  # "phone" or "argus"
+    hard: bool
+    seed: int
+    seconds: float = 8.0
+    stress: bool = False
+
+
+CLIPS = [
+    Clip("sechelt_clean_L", "sechelt.jpg", (1280, 720), 62.0, "phone", False, 1),
+    Clip("puy_clean_P", "puydesancy.jpg", (720, 1280), 48.0, "phone", False, 2),
+    Clip("meadow_clean_L", "sphere_small.jpg", (1280, 720), 74.0, "argus", False, 3),
+    Clip("room_clean_P", "testRoom1_2kMono.jpg", (720, 1280), 56.0, "phone", False, 4, 6.0),
+    Clip("puy_hard_L", "puydesancy.jpg", (1280, 720), 66.0, "phone", True, 5),
+    Clip("meadow_hard_P", "sphere_small.jpg", (720, 1280), 52.0, "phone", True, 6),
+    Clip("room_hard_L", "testRoom1_2kMono.jpg", (1280, 720), 44.0, "argus", True, 7, 10.0),
+    Clip("grid_hard_P", "test-sphere.jpg", (720, 1280), 78.0, "phone", True, 8, 6.0),
+    Clip("sechelt_stress_L", "sechelt.jpg", (1280, 720), 60.0, "phone", True, 9, stress=True),
+]
+QUICK = [
+    Clip("q_puy_clean_L", "puydesancy.jpg", (640, 360), 60.0, "phone", False, 11, 3.0),
+    Clip("q_room_clean_P", "testRoom1_2kMono.jpg", (360, 640), 50.0, "phone", False, 12, 3.0),
+    Clip("q_meadow_hard_L", "sphere_small.jpg", (640, 360), 70.0, "phone", True, 13, 3.0),
+]
+FPS = 30.0
+
+
+def render(clip: Clip) -> tuple[Path, "Trajectory"]:  # noqa: F821
+    """The clip's MP4 and true trajectory, rendered once and cached."""
+    from pano360.synth import HARD, argus_path, load_erp, phone_path, write_clip
+    from pano360.trajectory import Trajectory
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    mp4, truth = CACHE / f"{clip.name}.mp4", CACHE / f"{clip.name}.json"
+    if mp4.exists() and truth.exists():
+        return mp4, Trajectory.load(truth)
+    gen = np.random.default_rng(clip.seed)
+    make = phone_path if clip.path == "phone" else argus_path
+    times, R = make(clip.seconds, FPS, gen, start_yaw_deg=float(gen.uniform(-180, 180)))
+    erp = load_erp(DATA / "erp" / clip.erp)
+    degrade = HARD if clip.hard else None
+    if clip.hard and not clip.stress:
+        from dataclasses import replace
+
+        degrade = replace(HARD, object_frac=0.3)
+    tmp = mp4.with_suffix(".part.mp4")
+    traj = write_clip(tmp, erp, times, R, clip.hfov, clip.size[0], clip.size[1], FPS, degrade, gen)
+    os.replace(tmp, mp4)
+    traj.save(truth)
+    return mp4, traj
+
+
+def ours(mp4: Path) -> tuple[np.ndarray, float, float, dict]:
+    """Our rotations, FOV, seconds (decode included) and stats."""
+    from pano360.slam.estimate import track_clip
+
+    t0 = time.perf_counter()
+    res = track_clip(mp4)
+    dt = time.perf_counter() - t0
+    return res.trajectory.R, res.trajectory.hfov_deg, dt, {"warnings": res.warnings, **res.stats}
+
+
+def peer(mp4: Path, every: int = 6) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """OpenCV stitching on every ``every``-th frame at half resolution.
+
+    Returns frame indices, rotations ``(K, 3, 3)`` in our convention relative to the first
+    keyframe, the FOV of the full-size picture, and seconds (decoding every frame included).
+    """
+    import cv2
+
+    from pano360.io.reader import iter_frames
+
+    t0 = time.perf_counter()
+    idx, imgs = [], []
+    for fr in iter_frames(mp4):
+        if fr.index % every == 0:
+            h, w = fr.rgb.shape[:2]
+            imgs.append(cv2.resize(cv2.cvtColor(fr.rgb, cv2.COLOR_RGB2BGR), (w // 2, h // 2), interpolation=cv2.INTER_AREA))
+            idx.append(fr.index)
+    finder = cv2.SIFT_create()
+    features = [cv2.detail.computeImageFeatures2(finder, img) for img in imgs]
+    matcher = cv2.detail_BestOf2NearestRangeMatcher(range_width=5, try_use_gpu=False, match_conf=0.65)
+    pairwise = matcher.apply2(features)
+    matcher.collectGarbage()
+    ok, cameras = cv2.detail_HomographyBasedEstimator().apply(features, pairwise, None)
+    if not ok:
+        raise RuntimeError("HomographyBasedEstimator failed")
+    for cam in cameras:
+        cam.R = cam.R.astype(np.float32)
+    adjuster = cv2.detail_BundleAdjusterRay()
+    adjuster.setConfThresh(1.0)
+    adjuster.setRefinementMask(np.ones((3, 3), np.uint8))
+    ok, cameras = adjuster.apply(features, pairwise, cameras)
+    if not ok:
+        raise RuntimeError("BundleAdjusterRay failed")
+    dt = time.perf_counter() - t0
+    # cv2.detail's camera R maps the camera's rays to the panorama's (OpenCV axes, as ours), so the
+    # relative rotation to the first keyframe is R_0^T R_i in our convention (checked on clean clips).
+    R = np.array([np.asarray(c.R, np.float64) for c in cameras])
+    R = R[0].T[None] @ R
+    half_w = imgs[0].shape[1]
+    focal = float(np.median([c.focal for c in cameras]))
+    hfov = math.degrees(2 * math.atan2(half_w / 2.0, focal))
+    return np.array(idx), R, hfov, dt
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="three 3-second small clips")
+    ap.add_argument("--no-peer", action="store_true", help="skip OpenCV's stitching pipeline")
+    ap.add_argument("--clips", default="", help="comma-separated clip names to run (default: all)")
+    args = ap.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    from pano360.project.rotation import rotation_angle_deg
+
+    clips = QUICK if args.quick else CLIPS
+    if args.clips:
+        clips = [c for c in clips if c.name in args.clips.split(",")]
+    rows = []
+    for clip in clips:
+        t0 = time.perf_counter()
+        mp4, truth = render(clip)
+        render_s = time.perf_counter() - t0
+        R, hfov, dt, stats = ours(mp4)
+        err = rotation_angle_deg(R, truth.R)
+        row = {"clip": clip, "n": len(err), "med": float(np.median(err)), "max": float(err.max()),
+               "fov_pct": 100 * abs(hfov - truth.hfov_deg) / truth.hfov_deg, "fps": len(err) / dt, "sec": dt}
+        line = (f"{clip.name:18s} {'hard' if clip.hard else 'clean':5s} {clip.size[0]}x{clip.size[1]} hfov={truth.hfov_deg:.1f} "
+                f"ours: med={row['med']:.4f} max={row['max']:.4f} fov_err={row['fov_pct']:.3f}% fps={row['fps']:.1f} "
+                f"kf={stats.get('keyframes')} loops={stats.get('loop_links')}")
+        if not args.no_peer:
+            try:
+                pidx, pR, phfov, pdt = peer(mp4)
+                perr = rotation_angle_deg(pR, truth.R[pidx])
+                row.update(peer_med=float(np.median(perr)), peer_max=float(perr.max()),
+                           peer_fov_pct=100 * abs(phfov - truth.hfov_deg) / truth.hfov_deg, peer_fps=len(err) / pdt)
+                line += (f" | peer: med={row['peer_med']:.4f} max={row['peer_max']:.4f} fov_err={row['peer_fov_pct']:.3f}% "
+                         f"fps={row['peer_fps']:.1f}")
+            except (RuntimeError, Exception) as exc:  # the peer failing is a result, not a crash
+                row.update(peer_med=float("nan"), peer_max=float("nan"), peer_fov_pct=float("nan"), peer_fps=float("nan"))
+                line += f" | peer: failed ({type(exc).__name__}: {str(exc).splitlines()[0][:80]})"
+        if render_s > 1.0:
+            line += f" (rendered in {render_s:.0f} s)"
+        if stats.get("warnings"):
+            line += f" warnings={len(stats['warnings'])}"
+        print(("STRESS " if clip.stress else "") + line, flush=True)
+        rows.append(row)
+    main_rows = [r for r in rows if not r["clip"].stress]
+    for kind in ("clean", "hard"):
+        sel = [r for r in main_rows if r["clip"].hard == (kind == "hard")]
+        if sel:
+            msg = (f"{kind}: median_err_deg={np.median([r['med'] for r in sel]):.4f} max_err_deg={max(r['max'] for r in sel):.4f} "
+                   f"hfov_err_pct={max(r['fov_pct'] for r in sel):.3f} fps={sum(r['n'] for r in sel) / sum(r['sec'] for r in sel):.1f}")
+            if not args.no_peer:
+                msg += (f" peer_median_err_deg={np.nanmedian([r['peer_med'] for r in sel]):.4f} "
+                        f"peer_max_err_deg={np.nanmax([r['peer_max'] for r in sel]):.4f} "
+                        f"peer_hfov_err_pct={np.nanmax([r['peer_fov_pct'] for r in sel]):.3f} "
+                        f"peer_fps={np.nanmedian([r['peer_fps'] for r in sel]):.1f}")
+            print(msg)
+    landscape = [r for r in main_rows if r["clip"].size == (1280, 720)]
+    if landscape:
+        print(f"fps at 1280x720 (decode included): {sum(r['n'] for r in landscape) / sum(r['sec'] for r in landscape):.1f}")
+    peer_med = np.nanmedian([r.get("peer_med", float("nan")) for r in main_rows]) if not args.no_peer else float("nan")
+    print(f"median_err_deg={np.median([r['med'] for r in main_rows]):.4f} max_err_deg={max(r['max'] for r in main_rows):.4f} "
+          f"hfov_err_pct={max(r['fov_pct'] for r in main_rows):.3f} "
+          f"fps={sum(r['n'] for r in main_rows) / sum(r['sec'] for r in main_rows):.1f} peer_median_err_deg={peer_med:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

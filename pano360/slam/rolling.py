@@ -1,0 +1,81 @@
+"""Rolling shutter: rows of a phone frame are exposed one after another, so a turning camera bends them.
+
+Row ``y`` of a frame taken at ``t`` is seen at ``t + (y / (h - 1) - 0.5) * readout``, i.e. with the
+rotation ``R(t) @ exp([omega] dt)`` (``omega`` the body-frame angular velocity), so the ray a
+global shutter at ``t`` (mid-readout, the frame's timestamp) would have recorded is
+``exp([omega] dt) @ ray``. The readout time is unknown: :func:`search_readout` picks the one that
+makes the keyframe links most rotation-like, as Gyroflow models a rotation per row
+(``frame_readout_time``) and NOTES.md suggests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pano360.project.rotation import matrix_to_rotvec, rotvec_to_matrix
+from pano360.slam.geometry import pixels_to_rays, rays_to_pixels
+from pano360.slam.links import Link
+
+__all__ = ["angular_velocity", "unroll_pixels", "search_readout", "unroll_links"]
+
+
+def angular_velocity(times: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """Body-frame angular velocity ``(N, 3)`` rad/s by central differences (one-sided at the ends)."""
+    n = len(times)
+    if n < 2:
+        return np.zeros((n, 3))
+    lo = np.clip(np.arange(n) - 1, 0, n - 1)
+    hi = np.clip(np.arange(n) + 1, 0, n - 1)
+    dt = np.maximum(times[hi] - times[lo], 1e-6)
+    return matrix_to_rotvec(np.swapaxes(R[lo], 1, 2) @ R[hi]) / dt[:, None]
+
+
+def unroll_pixels(px: np.ndarray, omega: np.ndarray, readout_s: float, width: int, height: int, focal: float) -> np.ndarray:
+    """Pixels ``(n, 2)`` of one frame (angular velocity ``omega (3,)`` or per pixel ``(n, 3)``) as a
+    global shutter at mid-readout would have seen them."""
+    if readout_s == 0 or len(px) == 0:
+        return px
+    dt = (px[:, 1] / max(height - 1, 1) - 0.5) * readout_s
+    rot = rotvec_to_matrix(np.broadcast_to(omega, (len(px), 3)) * dt[:, None])
+    rays = pixels_to_rays(px, width, height, focal)
+    return rays_to_pixels(np.einsum("nij,nj->ni", rot, rays), width, height, focal)
+
+
+def unroll_links(links: list[Link], kf_omega: np.ndarray, readout_s: float, width: int, height: int, focal: float) -> list[Link]:
+    """Links with both sides' pixels unrolled (``kf_omega (K, 3)`` per keyframe)."""
+    return [Link(lk.a, lk.b, unroll_pixels(lk.pa, kf_omega[lk.a], readout_s, width, height, focal),
+                 unroll_pixels(lk.pb, kf_omega[lk.b], readout_s, width, height, focal), lk.loop) for lk in links]
+
+
+def _link_cost(links: list[Link], width: int, height: int, focal: float, trunc_px: float = 2.0) -> float:
+    from pano360.slam.bundle import _batched_kabsch
+
+    pa = np.concatenate([lk.pa for lk in links])
+    pb = np.concatenate([lk.pb for lk in links])
+    sizes = [len(lk.pa) for lk in links]
+    starts = np.cumsum([0] + sizes)[:-1]
+    ua = pixels_to_rays(pa, width, height, focal)
+    ub = pixels_to_rays(pb, width, height, focal)
+    ua /= np.linalg.norm(ua, axis=1, keepdims=True)
+    ub /= np.linalg.norm(ub, axis=1, keepdims=True)
+    R = _batched_kabsch(ua, ub, starts)
+    owner = np.repeat(np.arange(len(links)), sizes)
+    err = focal * np.linalg.norm(np.einsum("nij,nj->ni", R[owner], ub) - ua, axis=1)
+    return float((np.minimum(err, trunc_px) ** 2).sum())
+
+
+def search_readout(links: list[Link], kf_omega: np.ndarray, width: int, height: int, focal: float,
+                   max_s: float = 0.04, step_s: float = 0.0025) -> tuple[float, float]:
+    """The readout time in ``[0, max_s]`` that leaves the least link residual after per-link best rotations.
+
+    Returns ``(readout_s, gain)``: gain is the relative drop of the cost against a global shutter
+    (a camera that hardly turns, or a global shutter, gives a gain near 0 and readout 0).
+    """
+    links = [lk for lk in links if not lk.loop]
+    if not links:
+        return 0.0, 0.0
+    grid = np.arange(0.0, max_s + 1e-9, step_s)
+    costs = np.array([_link_cost(unroll_links(links, kf_omega, float(t), width, height, focal), width, height, focal) for t in grid])
+    best = int(np.argmin(costs))
+    gain = (costs[0] - costs[best]) / max(costs[0], 1e-12)
+    return float(grid[best]), float(gain)
