@@ -88,6 +88,12 @@ def main() -> int:
     erp_to_persp(frames[0], Rs[0], HFOV, VW, VH)  # warm-up (page faults, cv2 thread pool)
     ours = add("erp->view ours (new view/frame, precise)", timed(lambda i: erp_to_persp(frames[i], Rs[i], HFOV, VW, VH), n),
                "table + fixed-point remap, bilinear")
+    from pano360.project import _angles
+
+    workers, _angles._WORKERS = _angles._WORKERS, 1
+    add("erp->view ours, table on 1 thread", timed(lambda i: erp_to_persp(frames[i], Rs[i], HFOV, VW, VH), n),
+        f"default builds the table on {workers} threads")
+    _angles._WORKERS = workers
     add("erp->view ours precise=False", timed(lambda i: erp_to_persp(frames[i], Rs[i], HFOV, VW, VH, precise=False), n),
         "no Newton step: 0.11 px error")
     py360_ms = float("nan")
