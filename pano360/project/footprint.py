@@ -48,8 +48,9 @@ class FootprintRegion:
 
     Rows ``v0:v1`` of the ERP; columns ``(u0 + j) % erp_w`` for ``j < n_cols`` (``0 <= u0 < erp_w``,
     ``n_cols <= erp_w``). ``map_x, map_y`` float32 ``(v1 - v0, n_cols)`` are the frame pixel each
-    ERP pixel samples: clamped to ``[0, w - 1] x [0, h - 1]`` where ``valid`` (the same samples as
-    ``BORDER_REPLICATE`` for linear and nearest interpolation) and :data:`INVALID` elsewhere, so
+    ERP pixel samples: where ``valid``, clamped to ``[0, w - 1] x [0, h - 1]`` (the same samples as
+    ``BORDER_REPLICATE`` for linear and nearest interpolation; unless built with ``clamp=False``),
+    and :data:`INVALID` elsewhere, so
     ``cv2.remap(..., borderMode=cv2.BORDER_CONSTANT)`` gives exactly 0 outside the footprint.
     ``valid`` (bool, same shape) marks the ERP pixels whose centre sees the frame's area
     ``[-0.5, w - 0.5] x [-0.5, h - 0.5]`` in front of the camera."""
@@ -194,8 +195,9 @@ def persp_footprint_region(R: np.ndarray, hfov_deg: float, frame_w: int, frame_h
 
 
 def fixed_point_maps(region: FootprintRegion) -> tuple[np.ndarray, np.ndarray]:
-    """The region's table as OpenCV fixed-point maps (``CV_16SC2`` + ``CV_16UC1``, 1/32 px, what
-    ``cv2.remap`` uses internally): convert once, remap several layers faster."""
+    """The region's table as OpenCV fixed-point maps (``CV_16SC2`` + ``CV_16UC1``, positions
+    rounded to 1/32 px): convert once (~0.3 ms), then each layer remaps ~1.5x faster than with the
+    float maps (which OpenCV 5 interpolates with exact weights)."""
     return cv2.convertMaps(region.map_x, region.map_y, cv2.CV_16SC2)
 
 
