@@ -147,7 +147,8 @@ def test_phone_camera_covers_fov_and_both_orientations():
 
 def test_sample_canvas_matches_target_where_seen():
     clip = np.stack([_erp("sechelt.jpg", 256)] * 5)
-    s = make_sample(clip, np.random.default_rng(5), fps=30.0, prompt="p")
+    s = make_sample(clip, np.random.default_rng(5), fps=30.0, prompt="p", carry_prob=0.0)
+    assert s.info["known_frames"] == 0
     assert s.target.shape == s.canvas.shape == (5, 128, 256, 3) and s.mask.shape == (5, 128, 256)
     # The world is the first camera's frame: its optical axis lands at the ERP centre.
     u, v = dirs_to_uv(np.array([0.0, 0.0, 1.0]), 256, 128)
@@ -160,6 +161,18 @@ def test_sample_canvas_matches_target_where_seen():
         assert err < 6.0, f"frame {i}: mean error {err:.2f} on seen pixels"
         assert np.all(s.canvas[i][~seen] == 0)
     # The random roll moves the whole sphere: same seed, same sample; other seed, other roll.
-    again = make_sample(clip, np.random.default_rng(5))
+    again = make_sample(clip, np.random.default_rng(5), carry_prob=0.0)
     np.testing.assert_array_equal(again.canvas, s.canvas)
-    assert make_sample(clip, np.random.default_rng(6)).info["roll_px"] != s.info["roll_px"]
+    assert make_sample(clip, np.random.default_rng(6), carry_prob=0.0).info["roll_px"] != s.info["roll_px"]
+
+
+def test_some_samples_start_with_fully_known_frames_like_later_windows():
+    clip = np.stack([np.roll(_erp("sphere_small.jpg", 64), 4 * i, axis=1) for i in range(9)])
+    gen = np.random.default_rng(0)
+    samples = [make_sample(clip, gen) for _ in range(30)]
+    known = np.array([s.info["known_frames"] for s in samples])
+    assert 3 < np.count_nonzero(known) < 20 and known.max() <= 2  # (9 - 1) / 4
+    for s in samples:
+        k = s.info["known_frames"]
+        assert s.mask[:k].all() and np.array_equal(s.canvas[:k], s.target[:k])
+        assert not s.mask[k:].all(axis=(1, 2)).any()  # the rest only where the phone looks

@@ -2,7 +2,9 @@
 
 Multi-GPU: run the same command under ``accelerate launch``, e.g.
 ``accelerate launch --multi_gpu --num_processes 4 -m pano360.cli train DATA --model DIR --out lora.safetensors``
-(gradients are all-reduced; each GPU draws its own samples; ``--batch`` is per GPU).
+(gradients are all-reduced; each GPU draws its own samples; ``--batch`` is per GPU). ``torchrun
+--nproc_per_node N -m pano360.cli train ...`` works the same (with ``--device cpu``: several CPU
+processes over gloo, how the multi-process path was checked without a GPU).
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ def command(
     from pano360.train.trainer import say_line
 
     result = train(cfg, warn=lambda m: say_line(f"warning: {m}"))
+    if not result.info.get("main_process", True):
+        return  # under accelerate launch / torchrun only the main process reports
     if json_output:
         typer.echo(json.dumps(result.to_dict()))
     else:

@@ -367,7 +367,7 @@ def _train(cfg: TrainConfig, warn: Callable[[str], None] | None) -> TrainResult:
     return TrainResult(
         out=out, step=step, losses=losses, ckpt_dir=ckpt_root, loss_png=ckpt_root / "loss.png",
         videos=len(videos), samples=n_samples, seconds=round(time.perf_counter() - t_start, 3), resumed_from=start_step,
-        info={"processes": world, "device": str(accelerator.device), "shift": shift,
+        info={"processes": world, "main_process": main, "device": str(accelerator.device), "shift": shift,
               "mean_step_s": round(float(np.mean(step_times)), 4) if step_times else None},
     )
 
