@@ -97,4 +97,6 @@ def command(
             stderr.print(table)
         typer.echo(f"{s['done']} converted, {s['skipped']} skipped, {s['failed']} failed; report: {report_path}")
     if s["failed"]:
-        raise typer.Exit(code=1)
+        first = next(r for r in records if r["status"] == "failed")
+        raise Pano360Error(f"{s['failed']} of {s['total']} videos failed (first: {Path(first['input']).name}: "
+                           f"{first['error'].splitlines()[0]}); see {report_path}")

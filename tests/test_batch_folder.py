@@ -1,0 +1,78 @@
+"""`pano360 batch`: 4 tiny clips (one corrupt) -> 3 outputs, a report naming the failure, exit 1;
+a second run skips the 3; `--ray` gives the same outputs with a local Ray instance."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pano360.cli import main
+from pano360.io.spherical import read_spherical
+from tests.conftest import shared_file
+
+ARGS = ["--width", "128", "--backend", "mosaic", "--hfov", "65", "--crf", "30", "--preset", "ultrafast"]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    from pano360.synth import load_erp, phone_path, write_clip
+
+    root = tmp_path_factory.mktemp("batch")
+    src = root / "in"
+    (src / "trip" / "day2").mkdir(parents=True)
+    erp = load_erp(shared_file("erp/puydesancy.jpg"), max_width=1024)
+    names = ["a.mp4", "trip/b.mp4", "trip/day2/c.mp4"]
+    for k, name in enumerate(names):
+        t, R = phone_path(0.8, 10, np.random.default_rng(k))
+        write_clip(src / name, erp, t, R, 65.0, 160, 90, 10, crf=20)
+    (src / "trip" / "broken.mp4").write_text("this is not a video\n")
+    (src / "notes.txt").write_text("ignored: not a video suffix\n")
+    return root
+
+
+def _outputs(out):
+    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*.mp4"))
+
+
+def test_batch_converts_the_good_files_reports_the_bad_one_and_resumes(folder, capsys):
+    src, out = folder / "in", folder / "out"
+    rc = main(["batch", str(src), str(out), *ARGS, "--jobs", "2", "-q"])
+    assert rc == 1
+    assert _outputs(out) == ["a.mp4", "trip/b.mp4", "trip/day2/c.mp4"]
+    for rel in _outputs(out):
+        assert read_spherical(out / rel).projection == "equirectangular"
+    report = json.loads((out / "batch_report.json").read_text())
+    assert report["summary"] == {"total": 4, "done": 3, "skipped": 0, "failed": 1}
+    failed = [j for j in report["jobs"] if j["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["input"].endswith("trip/broken.mp4") and failed[0]["error"]
+    assert "1 failed" in capsys.readouterr().out
+
+    stamps = {rel: (out / rel).stat().st_mtime_ns for rel in _outputs(out)}
+    rc = main(["batch", str(src), str(out), *ARGS, "--json"])
+    assert rc == 1
+    again = json.loads(capsys.readouterr().out)
+    assert again["summary"] == {"total": 4, "done": 0, "skipped": 3, "failed": 1}
+    assert {rel: (out / rel).stat().st_mtime_ns for rel in _outputs(out)} == stamps
+
+
+def test_glob_filter_and_missing_folder(folder, capsys):
+    out = folder / "out_glob"
+    rc = main(["batch", str(folder / "in"), str(out), *ARGS, "--glob", "a.*", "--json"])
+    assert rc == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["summary"]["total"] == 1 and _outputs(out) == ["a.mp4"]
+    assert main(["batch", str(folder / "nope"), str(out)]) == 2
+
+
+def test_ray_gives_the_same_outputs(folder, capsys):
+    pytest.importorskip("ray")
+    out = folder / "out_ray"
+    rc = main(["batch", str(folder / "in"), str(out), *ARGS, "--ray", "--json"])
+    assert rc == 1
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["summary"] == {"total": 4, "done": 3, "skipped": 0, "failed": 1}
+    assert _outputs(out) == ["a.mp4", "trip/b.mp4", "trip/day2/c.mp4"]
+    for rel in _outputs(out):
+        assert read_spherical(out / rel) is not None
