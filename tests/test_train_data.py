@@ -176,3 +176,26 @@ def test_some_samples_start_with_fully_known_frames_like_later_windows():
         k = s.info["known_frames"]
         assert s.mask[:k].all() and np.array_equal(s.canvas[:k], s.target[:k])
         assert not s.mask[k:].all(axis=(1, 2)).any()  # the rest only where the phone looks
+
+
+@pytest.mark.parametrize("stereo, axis", [("top-bottom", 0), ("left-right", 1)])
+def test_tagged_stereo_video_gives_its_first_eye(tmp_path, stereo, axis):
+    from pano360.io.spherical import inject_spherical, read_spherical
+
+    left, right = _erp("sechelt.jpg", 128), _erp("sphere_small.jpg", 128)
+    both = np.concatenate([left, right], axis=axis)
+    _write_frames(tmp_path / "raw.mp4", [both] * 5)
+    (tmp_path / "data").mkdir()
+    inject_spherical(tmp_path / "raw.mp4", tmp_path / "data" / "s.mp4", stereo=stereo)  # V1 + V2 boxes
+    assert read_spherical(tmp_path / "data" / "s.mp4").stereo == stereo
+    (video,) = find_videos(tmp_path / "data")
+    assert (video.stereo, video.eye_width, video.eye_height) == (stereo, 128, 64)
+    clip = read_erp_clip(video, 1, 1, 128)[0].astype(int)
+    assert np.abs(clip - left).mean() < 4 < np.abs(clip - right).mean()
+
+
+def _write_frames(path, frames):
+    h, w = frames[0].shape[:2]
+    with VideoWriter(path, w, h, 30, crf=12, preset="ultrafast") as out:
+        for f in frames:
+            out.write(f)
