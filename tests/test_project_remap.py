@@ -116,6 +116,19 @@ def test_seam_interpolates_between_last_and_first_column():
     np.testing.assert_allclose(out[0], [mid, mid, 0.75 * erp[3, 15] + 0.25 * erp[3, 0], 0.25 * erp[3, 15] + 0.75 * erp[3, 0]], atol=1e-6)
 
 
+@pytest.mark.parametrize("interp", [cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_LANCZOS4])
+def test_seam_and_poles_are_invisible_to_every_kernel(interp):
+    # Sampling next to the seam (and next to a pole) equals sampling the ERP rolled by W/2 away
+    # from it: the wrap and the pole padding feed every tap of the kernel its true neighbour.
+    erp = np.random.default_rng(3).uniform(0, 1, (16, 32)).astype(np.float32)
+    u = np.array([[-0.5, -0.25, 31.5, 30.75, 0.3, 1.6]], np.float32)
+    for v in (7.3, -0.4, 15.45):
+        vv = np.full_like(u, v)
+        a = M.sample_erp(erp, u, vv, interp)
+        b = M.sample_erp(np.roll(erp, 16, axis=1), u + 16, vv, interp)
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
 def test_pole_rows_interpolate_across_the_pole():
     erp = np.random.default_rng(1).uniform(0, 1, (8, 16)).astype(np.float32)
     u = np.arange(16, dtype=np.float32)[None]
