@@ -4,15 +4,15 @@ Random weights cost exactly what the real ones cost, so this needs no download. 
 81-frame 1024x512 window (the backend's default): the VACE conditioning (two VAE encodes), one
 denoising step (two transformer passes for classifier-free guidance, plus the quarter-turn rolls),
 the plain VAE decode and the blended 180°-rotated decode, and the peak GPU memory; with and
-without model CPU offload, for the attention backends diffusers offers (SDPA and its flash kernel,
-flash-attn if installed) and with ``torch.compile`` on the repeated transformer blocks.
+without model CPU offload, for the attention backends diffusers offers (SDPA, its flash and cuDNN
+kernels, flash-attn if installed) and with ``torch.compile`` on the repeated transformer blocks.
 
 The text encoder (UMT5-XXL) runs once per clip and is left out: random prompt embeddings of the
 real shape (1, 226, 4096) stand in for it.
 
     python benchmarks/wan_gpu.py                 # GPU, bf16, real size
     python benchmarks/wan_gpu.py --tiny          # the same code on the CPU with the tiny model, seconds
-    python benchmarks/wan_gpu.py --json out.json --modes plain,offload,flash,compile
+    python benchmarks/wan_gpu.py --json out.json --modes plain,flash,offload,compile
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ WAN_VAE = dict(base_dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, t
 MODES = {
     "plain": dict(offload=False, attention=None, compile=False),
     "flash": dict(offload=False, attention="_native_flash", compile=False),
+    "cudnn": dict(offload=False, attention="_native_cudnn", compile=False),
     "flash-attn": dict(offload=False, attention="flash", compile=False),
     "compile": dict(offload=False, attention=None, compile=True),
     "offload": dict(offload=True, attention=None, compile=False),
@@ -164,7 +165,9 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=None, help="frames, 4k+1 (default 81; tiny 5)")
     ap.add_argument("--steps", type=int, default=None, help="timed denoising steps (default 4; tiny 3)")
     ap.add_argument("--full-steps", type=int, default=30, help="steps of a real run, for the window estimate")
-    ap.add_argument("--modes", default="plain,flash,flash-attn,compile,offload", help=f"comma list of {list(MODES)}")
+    ap.add_argument("--modes", default="plain,flash,cudnn,flash-attn,offload,compile",
+                    help=f"comma list of {list(MODES)}; compile last (it wraps the blocks for the rest of the run)")
+    ap.add_argument("--lora-rank", type=int, default=0, help="add an (unfused) PanoLora-style LoRA of this rank")
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args(argv)
     from diffusers.utils import logging as dlogging
@@ -182,6 +185,11 @@ def main(argv=None) -> int:
     args.steps = args.steps or (3 if args.tiny else 4)
     height = width // 2
     comps = build(args.tiny, device, dtype)
+    if args.lora_rank:
+        from pano360.generate.wan.lora import add_lora
+
+        add_lora(comps.transformer, rank=args.lora_rank)
+        comps.transformer.to(device=device, dtype=dtype)
     text_dim = comps.transformer.config.text_dim
     from pano360.generate.wan.pipeline import PromptEmbeds
 
@@ -196,7 +204,7 @@ def main(argv=None) -> int:
         device=torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
         torch=torch.__version__, dtype=str(dtype), tiny=args.tiny, width=width, height=height, frames=frames,
         timed_steps=args.steps, transformer_params_m=round(sum(p.numel() for p in comps.transformer.parameters()) / 1e6, 2),
-        vae_params_m=round(sum(p.numel() for p in comps.vae.parameters()) / 1e6, 2), threads=torch.get_num_threads(),
+        lora_rank=args.lora_rank, vae_params_m=round(sum(p.numel() for p in comps.vae.parameters()) / 1e6, 2), threads=torch.get_num_threads(),
     )
     print(json.dumps(info), file=sys.stderr)
     results = []
