@@ -87,7 +87,7 @@ def iter_yuv420(path: str | Path, max_frames: int | None = None) -> Iterator[Yuv
 
 
 def render_yuv420(frame: Yuv420, R: np.ndarray, hfov_deg: float, projection: str, width: int, height: int,
-                  step: int = 8) -> tuple[np.ndarray, bool]:
+                  step: int = 16) -> tuple[np.ndarray, bool]:
     """Render one view of a 4:2:0 ERP frame: the packed ``(h * 3 / 2, w)`` yuv420p array, and
     whether its table had to be built exactly (see :func:`pano360.post.viewmap.view_map`)."""
     erp_h, erp_w = frame.y.shape
@@ -95,9 +95,9 @@ def render_yuv420(frame: Yuv420, R: np.ndarray, hfov_deg: float, projection: str
     out = np.empty((height * 3 // 2, width), dtype=np.uint8)
     flat = out.reshape(-1)
     n, c = width * height, (width // 2) * (height // 2)
-    out[:height] = sample(frame.y, luma, _BLACK[0])
-    flat[n:n + c] = sample(frame.u, chroma, _BLACK[1]).reshape(-1)
-    flat[n + c:] = sample(frame.v, chroma, _BLACK[2]).reshape(-1)
+    sample(frame.y, luma, _BLACK[0], out=out[:height])  # straight into the packed frame
+    sample(frame.u, chroma, _BLACK[1], out=flat[n:n + c].reshape(height // 2, width // 2))
+    sample(frame.v, chroma, _BLACK[2], out=flat[n + c:].reshape(height // 2, width // 2))
     return out, luma.exact
 
 
@@ -161,7 +161,7 @@ def _decode_thread(src: str | Path, q: "queue.Queue", stop: threading.Event, max
 
 def reframe_video(src: str | Path, dst: str | Path, camera: CameraFn, projection: str, width: int, height: int, *,
                   crf: int = 18, preset: str = "medium", codec: str = "h264", audio: bool = True,
-                  max_frames: int | None = None, workers: int = 2, step: int = 8,
+                  max_frames: int | None = None, workers: int = 2, step: int = 16,
                   on_frame: Callable[[int], None] | None = None) -> ReframeResult:
     """Reframe the ERP video ``src`` into ``dst`` (written directly: wrap in ``atomic_output``).
 
