@@ -202,8 +202,8 @@ class WanBackend:
         video, mask = [], []
         for i in range(start, stop):
             rgb, gm = frames[i]
-            if i < done:  # carried over: fully known, real pixels over what we generated
-                video.append(np.where(gm[..., None], made[i], rgb))
+            if i < done:  # carried over: fully known; real pixels over what we generated, colour-matched as output
+                video.append(composite(rgb, ~gm, made[i]))
                 mask.append(np.zeros_like(gm))
             else:
                 video.append(rgb)
