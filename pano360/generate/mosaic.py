@@ -141,8 +141,9 @@ def build_background(frames: Iterable[tuple[int, float, np.ndarray]], rotation_a
     times = times[:count]
     seen = accw > 1e-3
     mean = acc / np.maximum(accw, 1e-6)[..., None]
-    # Known pixels keep their average; the edge of what was seen blends into the fill.
-    conf = np.clip(accw / 0.05, 0.0, 1.0)
+    # Known pixels keep their average; the edge of what was seen (where the centre-weighted
+    # tent weights fade) blends into the fill, so no hard edge shows, the seam included.
+    conf = np.clip(accw / 0.3, 0.0, 1.0)
     filled = spherical_fill(mean, conf)
     gains = _smooth_gains(times, np.array(samples_t), np.array(samples_g))
     return Background(rgb=np.clip(np.round(filled), 0, 255).astype(np.uint8), seen=seen, gains=gains)
