@@ -73,3 +73,23 @@ def test_resize_erp_wraps_around_the_seam():
     edge = np.r_[0:2, 254:256]
     assert np.abs(up[:, edge] - hi[:, edge]).max() < 1.0
     assert np.abs(plain[:, edge] - hi[:, edge]).max() > 2.0  # seam-blind resize: 2.6 measured
+
+
+def test_colour_match_is_smoothed_over_time(pano):
+    """Frame-to-frame noise in the measured match is averaged out; a steady drift is followed."""
+    from pano360.decode.composite import StatsSmoother
+
+    smooth = StatsSmoother(rate=0.25)
+    rng = np.random.default_rng(2)
+    gains = [smooth(np.full(3, 1.0 + rng.normal(0, 0.1)), np.zeros(3))[0][0] for _ in range(200)]
+    assert np.std(gains[20:]) < 0.45 * 0.1  # raw per-frame noise 0.1
+    for _ in range(40):
+        g, o = smooth(np.full(3, 1.3), np.full(3, 10.0))
+    assert np.allclose(g, 1.3, atol=1e-3) and np.allclose(o, 10.0, atol=0.01)
+    # composite applies the filtered values: an identity filter changes nothing
+    mask = _footprint(yaw=30.0)
+    gen = cv2.resize(pano, (128, 64), interpolation=cv2.INTER_AREA)
+    real = np.where(mask[..., None], pano, 0).astype(np.uint8)
+    assert np.array_equal(composite(real, mask, gen, stats_filter=lambda g, o: (g, o)), composite(real, mask, gen))
+    flat = composite(real, mask, gen, stats_filter=lambda g, o: (np.ones(3), np.full(3, 40.0)))
+    assert flat[~mask].mean() > composite(real, mask, gen)[~mask].mean() + 20

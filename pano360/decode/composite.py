@@ -15,9 +15,11 @@ All of it is measured at the generation size (the field is low-frequency) and ap
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
-__all__ = ["border_band", "color_match_stats", "composite", "offset_field", "resize_erp"]
+__all__ = ["StatsSmoother", "border_band", "color_match_stats", "composite", "offset_field", "resize_erp"]
 
 
 def resize_erp(img: np.ndarray, width: int, height: int, interpolation: int | None = None) -> np.ndarray:
@@ -94,13 +96,15 @@ def composite(
     feather_frac: float = 1 / 16,
     band_frac: float = 1 / 128,
     color_match: bool = True,
+    stats_filter: Callable | None = None,
 ) -> np.ndarray:
     """Full-size ERP ``(H, W, 3) uint8``: ``real`` where ``mask``, the matched, upscaled ``generated`` elsewhere.
 
     ``real (H, W, 3) uint8`` and ``mask (H, W) bool`` (True = real pixel) at the output size;
     ``generated (h, w, 3) uint8`` at the generation size (any ERP size). ``feather_frac`` and
     ``band_frac`` are fractions of the generation width (the field's fade length and the
-    measuring band). Every mask-True pixel of the result equals ``real``.
+    measuring band). ``stats_filter(gain, offset) -> (gain, offset)`` may smooth the global match
+    over time (see :class:`StatsSmoother`). Every mask-True pixel of the result equals ``real``.
     """
     import cv2
 
@@ -115,9 +119,31 @@ def composite(
         known = cover > 0.999
         band = border_band(known, max(1.0, band_frac * w))
         gain, offset = color_match_stats(real_s, gen, band)
+        if stats_filter is not None:
+            gain, offset = stats_filter(gain, offset)
         gen = gen * gain + offset
         gen = gen + offset_field(real_s - gen, band, known, sigma=max(1.0, 2 * band_frac * w), feather=feather_frac * w)
     up = resize_erp(np.clip(gen, 0, 255), W, H, cv2.INTER_CUBIC)
     out = np.clip(np.rint(up), 0, 255).astype(np.uint8)
     out[mask] = real[mask]
     return out
+
+
+class StatsSmoother:
+    """Exponential moving average of the per-frame ``(gain, offset)`` colour match, so the generated
+    part does not flicker with the noise of each frame's border band. ``rate`` is the weight of the
+    newest frame (0.25: a time constant of about 4 frames)."""
+
+    def __init__(self, rate: float = 0.25):
+        if not 0 < rate <= 1:
+            raise ValueError(f"rate must be in (0, 1], got {rate}")
+        self.rate = rate
+        self.state: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __call__(self, gain: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.state is None:
+            self.state = (gain, offset)
+        else:
+            g, o = self.state
+            self.state = (g + self.rate * (gain - g), o + self.rate * (offset - o))
+        return self.state

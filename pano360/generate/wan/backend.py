@@ -163,7 +163,10 @@ class WanBackend:
         """One ``(H, 2H, 3) uint8`` frame per canvas, in order; mask-True pixels unchanged."""
         import torch
 
+        from pano360.decode.composite import StatsSmoother
+
         generator = torch.Generator("cpu").manual_seed(self.seed)
+        self._smoother = StatsSmoother()
         small: deque = deque(maxlen=self.window)  # (index, rgb_small, generate_mask_small)
         made: dict[int, np.ndarray] = {}  # generated frames (gen size) that a later window may know
         pending: dict[int, tuple] = {}  # full-size canvases not yet output (real rows only)
@@ -222,4 +225,4 @@ class WanBackend:
         for i in range(done, stop):
             made[i] = out[i - start]
             rgb, mask = _uncrop_rows(pending.pop(i))
-            yield composite(rgb, mask, out[i - start])
+            yield composite(rgb, mask, out[i - start], stats_filter=self._smoother)
