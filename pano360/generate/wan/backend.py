@@ -42,7 +42,7 @@ def wan_available(model: str | Path | None = None) -> tuple[bool, str]:
     from pano360.generate.wan.loading import check_model_folder, resolve_model_folder
 
     try:
-        check_model_folder(resolve_model_folder(name))
+        check_model_folder(resolve_model_folder(name, local_only=True))  # auto never downloads
     except Pano360Error as exc:
         return False, str(exc)
     return True, f"Wan model {name} on {torch.cuda.get_device_name(0)}"

@@ -90,11 +90,11 @@ def resolve_device(device: str | None):
     raise Pano360Error(f"unknown --device {device!r}: use cuda, cuda:N or cpu")
 
 
-def resolve_model_folder(model: str | Path) -> Path:
+def resolve_model_folder(model: str | Path, local_only: bool = False) -> Path:
     """The local folder of ``model``: a directory, or a hub id ``owner/name`` from the HF cache.
 
     A hub id is looked up with ``local_files_only`` when ``HF_HUB_OFFLINE`` is set (the tests, and
-    anyone offline), and downloaded otherwise.
+    anyone offline) or ``local_only`` (a check that must not download), and downloaded otherwise.
     """
     text = str(model).strip()
     if not text:
@@ -109,11 +109,12 @@ def resolve_model_folder(model: str | Path) -> Path:
         raise Pano360Error(f"model folder not found: {text}")
     from huggingface_hub import constants, snapshot_download
 
-    offline = bool(constants.HF_HUB_OFFLINE)
+    offline = bool(constants.HF_HUB_OFFLINE) or local_only
     try:
         return Path(snapshot_download(text, local_files_only=offline))
     except Exception as exc:  # huggingface_hub raises several types for "not there"
-        where = "in the local Hugging Face cache (HF_HUB_OFFLINE is set)" if offline else "on the Hugging Face hub"
+        why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "not downloaded by this check"
+        where = f"in the local Hugging Face cache ({why})" if offline else "on the Hugging Face hub"
         raise Pano360Error(f"model {text!r} not found {where}: {type(exc).__name__}") from exc
 
 
