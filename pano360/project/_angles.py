@@ -1,9 +1,10 @@
 """Fast, accurate ERP coordinates of many directions: the inner loop of every remap table.
 
-``numpy.arctan2`` on float32 runs at ~30 ns per element here; OpenCV's ``cv2.phase`` is ~40x
+``numpy.arctan2`` on float32 runs at ~30 ns per element here; OpenCV's ``cv2.phase`` is ~50x
 faster but only accurate to ~1.7e-4 rad (0.11 px of a 4096-wide ERP). One Newton step,
 ``a += (y cos a - x sin a) / r`` with ``cos``/``sin`` from ``cv2.polarToCart`` (accurate to 1e-7),
-brings the error to ~2e-4 px at a third of the cost of the exact float32 arctan2.
+brings the error to ~3e-4 px and the whole angle to ~2.5 ns per element, ~10x faster than
+``numpy.arctan2`` alone.
 
 The functions take the components of the NEGATED direction ``m = -d``, which the callers fold into
 their coefficients for free, so that ``cv2.phase``'s ``[0, 2 pi)`` range lands directly on the
