@@ -192,7 +192,9 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
         if opts.orientation == "follow":
             shifts = follow_shifts(heading_deg(traj.time_s, traj.R), width)
         timings["track"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         backend = _make_backend(backend_name, opts)
+        timings["load_backend"] = time.perf_counter() - t0
 
         # 2. Pass 1: the full-clip background (backends that want it).
         t0 = time.perf_counter()
