@@ -124,6 +124,8 @@ def test_read_erp_clip_seeks_to_the_start_frame_and_pads_the_end(tmp_path):
     tail = read_erp_clip(video, 7, 5, 64)
     assert tail.shape == (5, 32, 64, 3)
     np.testing.assert_array_equal(tail[2], tail[4])  # past the end: the last frame repeated
+    # A start past the end (an overstated frame count) takes the last frames.
+    np.testing.assert_array_equal(read_erp_clip(video, 40, 5, 128), decoded[4:9])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 Sample ``i`` is drawn from its own generator (``seed``, ``i``), so the pool is the same whichever
 process makes it and whenever (a resumed run finds or remakes exactly the same samples). Each
 file holds the target latents ``(16, F', h, w)`` float32 and the 96-channel VACE conditioning
-``(96, F', h, w)`` made by :func:`pano360.generate.wan.conditioning.vace_conditioning`, the code
+``(96, F', h, w)`` (in the model dtype, its 0/1 mask channels as bool) made by :func:`pano360.generate.wan.conditioning.vace_conditioning`, the code
 inference runs, plus the index of its caption. Prompt embeddings are cached once per caption.
 """
 
@@ -100,8 +100,12 @@ def build_cache(folder: Path, videos: Sequence[TrainVideo], spec: CacheSpec, key
             x0 = vae_encode(components.vae, target)[0].cpu()
             video, gen_mask = to_video_tensor(s.canvas, ~s.mask, dev)
             cond = vace_conditioning(components.vae, video, gen_mask).to(components.dtype)[0].cpu()
-        item = {"x0": x0, "cond": cond, "caption": s.prompt, "info": s.info,
-                "seen": float(s.mask.mean())}
+        z = x0.shape[0]
+        mask_ch = cond[2 * z:]
+        if not bool(((mask_ch == 0) | (mask_ch == 1)).all()):
+            raise RuntimeError("VACE mask channels are not 0/1")  # stored as bool below
+        item = {"x0": x0, "cond_latents": cond[: 2 * z], "cond_mask": mask_ch.bool(), "caption": s.prompt,
+                "info": s.info, "seen": float(s.mask.mean())}
         _atomic_save(item, path)
         if on_sample is not None:
             on_sample(i)
@@ -116,10 +120,14 @@ def _atomic_save(obj, path: Path) -> None:
 
 
 def load_cached(folder: Path, index: int) -> dict:
-    """Sample ``index`` from the cache: ``{"x0", "cond", "caption", "info", "seen"}``."""
+    """Sample ``index`` from the cache: ``{"x0", "cond", "caption", "info", "seen"}`` (``cond`` the
+    full 96-channel conditioning; its 64 mask channels are stored as bool, a third of the bytes)."""
     import torch
 
-    return torch.load(_sample_path(folder, index), map_location="cpu", weights_only=False)
+    item = torch.load(_sample_path(folder, index), map_location="cpu", weights_only=False)
+    lat = item.pop("cond_latents")
+    item["cond"] = torch.cat([lat, item.pop("cond_mask").to(lat.dtype)])
+    return item
 
 
 def load_prompts(folder: Path) -> dict:

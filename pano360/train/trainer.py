@@ -238,6 +238,9 @@ def _train(cfg: TrainConfig, warn: Callable[[str], None] | None) -> TrainResult:
     say = (lambda m: say_line(m, cfg.quiet)) if main else (lambda m: None)
     warn = warn or say
     videos = find_videos(cfg.data_dir, warn=warn if main else None)
+    short = [v.path.name for v in videos if v.frame_count < cfg.frames]
+    if short:
+        warn(f"{len(short)} video(s) shorter than --frames {cfg.frames} (their last frame is repeated): {', '.join(short[:5])}")
     folder = resolve_model_folder(cfg.model)
     check_model_folder(folder)
     n_samples = cfg.samples if cfg.samples is not None else _auto_samples(cfg, len(videos), world)
@@ -254,6 +257,9 @@ def _train(cfg: TrainConfig, warn: Callable[[str], None] | None) -> TrainResult:
     cache_dir = ckpt_root / "cache"
     spec = cache_mod.CacheSpec(cfg.width, cfg.frames, n_samples, cfg.seed)
     key = cache_mod.cache_key(videos, spec, folder)
+    if resume_state is not None and resume_state.get("cache_key") != key:
+        warn("the videos or the model changed since the checkpoint: its samples are remade, so the run will not "
+             "repeat the original exactly")
     if main:
         cache_mod.build_cache(cache_dir, videos, spec, key, comps, indices=[])
     accelerator.wait_for_everyone()

@@ -116,14 +116,26 @@ def read_erp_clip(video: TrainVideo, start: int, n_frames: int, width: int) -> n
     """Frames ``start .. start + n_frames - 1`` of ``video`` as ERP ``(n_frames, width/2, width, 3) uint8``.
 
     One eye of a stereo video; resized with an area filter. The decoder seeks to the last keyframe
-    before ``start`` and decodes from there. A clip running past the end repeats the last frame.
+    before ``start`` and decodes from there. A clip running past the end repeats the last frame; a
+    ``start`` past the end (a container that overstates its frame count) takes the last frames.
     """
+    if width % 2:
+        raise ValueError(f"width must be even, got {width}")
+    out, n, last = _decode_clip(video, start, n_frames, width)
+    if n == 0 and last is not None and start > 0:
+        out, n, last = _decode_clip(video, max(0, last - n_frames + 1), n_frames, width)
+    if n == 0:
+        raise Pano360Error(f"no frames at or after frame {start} in {video.path}")
+    out[n:] = out[n - 1]
+    return out
+
+
+def _decode_clip(video: TrainVideo, start: int, n_frames: int, width: int) -> tuple[np.ndarray, int, int | None]:
+    """``(frames, how many were read, index of the last frame decoded)``."""
     import av
 
     from pano360.io.reader import upright
 
-    if width % 2:
-        raise ValueError(f"width must be even, got {width}")
     out = np.empty((n_frames, width // 2, width, 3), np.uint8)
     n = 0
     try:
@@ -152,7 +164,4 @@ def read_erp_clip(video: TrainVideo, start: int, n_frames: int, width: int) -> n
                     break
     except av.error.FFmpegError as exc:
         raise Pano360Error(f"cannot decode {video.path}: {exc}") from None
-    if n == 0:
-        raise Pano360Error(f"no frames at or after frame {start} in {video.path}")
-    out[n:] = out[n - 1]
-    return out
+    return out, n, index
