@@ -112,7 +112,8 @@ def peer(mp4: Path, every: int = 6) -> tuple[np.ndarray, np.ndarray, float, floa
     """OpenCV stitching on every ``every``-th frame at half resolution.
 
     Returns frame indices, rotations ``(K, 3, 3)`` in our convention relative to the first
-    keyframe, the FOV of the full-size picture, and seconds (decoding every frame included).
+    keyframe, the FOV of the full-size picture, seconds (decoding every frame included) and how
+    many keyframes it kept (``leaveBiggestComponent`` drops the ones it cannot connect).
     """
     import cv2
 
@@ -129,6 +130,14 @@ def peer(mp4: Path, every: int = 6) -> tuple[np.ndarray, np.ndarray, float, floa
     features = [cv2.detail.computeImageFeatures2(finder, img) for img in imgs]
     matcher = cv2.detail_BestOf2NearestRangeMatcher(range_width=5, try_use_gpu=False, match_conf=0.65)
     pairwise = matcher.apply2(features)
+    # As stitching_detailed.py: keep the biggest connected set of images (the Python binding cannot
+    # shrink the lists in place, so match the kept ones again).
+    keep = np.asarray(cv2.detail.leaveBiggestComponent(features, pairwise, 1.0)).ravel()
+    if len(keep) < len(features):
+        features = [features[i] for i in keep]
+        idx = [idx[i] for i in keep]
+        imgs = [imgs[i] for i in keep]
+        pairwise = matcher.apply2(features)
     matcher.collectGarbage()
     ok, cameras = cv2.detail_HomographyBasedEstimator().apply(features, pairwise, None)
     if not ok:
@@ -149,7 +158,7 @@ def peer(mp4: Path, every: int = 6) -> tuple[np.ndarray, np.ndarray, float, floa
     half_w = imgs[0].shape[1]
     focal = float(np.median([c.focal for c in cameras]))
     hfov = math.degrees(2 * math.atan2(half_w / 2.0, focal))
-    return np.array(idx), R, hfov, dt
+    return np.array(idx), R, hfov, dt, len(keep)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,12 +187,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"kf={stats.get('keyframes')} loops={stats.get('loop_links')}")
         if not args.no_peer:
             try:
-                pidx, pR, phfov, pdt = peer(mp4)
-                perr = rotation_angle_deg(pR, truth.R[pidx])
+                pidx, pR, phfov, pdt, kept = peer(mp4)
+                perr = rotation_angle_deg(pR, truth.R[pidx[0]].T[None] @ truth.R[pidx])
                 row.update(peer_med=float(np.median(perr)), peer_max=float(perr.max()),
                            peer_fov_pct=100 * abs(phfov - truth.hfov_deg) / truth.hfov_deg, peer_fps=len(err) / pdt)
                 line += (f" | peer: med={row['peer_med']:.4f} max={row['peer_max']:.4f} fov_err={row['peer_fov_pct']:.3f}% "
                          f"fps={row['peer_fps']:.1f}")
+                n_key = len(range(0, len(err), 6))
+                if kept < n_key:
+                    line += f" (peer kept {kept} of {n_key} keyframes)"
             except (RuntimeError, Exception) as exc:  # the peer failing is a result, not a crash
                 row.update(peer_med=float("nan"), peer_max=float("nan"), peer_fov_pct=float("nan"), peer_fps=float("nan"))
                 line += f" | peer: failed ({type(exc).__name__}: {str(exc).splitlines()[0][:80]})"

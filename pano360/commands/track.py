@@ -1,10 +1,70 @@
-"""`pano360 track` (not implemented yet)."""
+"""`pano360 track IN -o traj.json [--hfov DEG] [--json] [-y]`: every frame's rotation and the FOV."""
 
 from __future__ import annotations
 
-from pano360.errors import Pano360Error
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from pano360.commands._options import JsonOpt, OverwriteOpt, QuietOpt
 
 
-def command() -> None:
-    """Not implemented yet."""
-    raise Pano360Error("pano360 track is not implemented yet")
+def _summary(result, out: Path, seconds: float) -> dict:
+    traj = result.trajectory
+    return {
+        "output": str(out),
+        "source": traj.source,
+        "frames": len(traj),
+        "width": traj.width,
+        "height": traj.height,
+        "hfov_deg": round(traj.hfov_deg, 4),
+        "hfov_source": result.hfov_source,
+        "keyframes": result.keyframes,
+        "loop_closures": result.loop_closures,
+        "rolling_shutter_ms": round(float(result.stats.get("readout_ms", 0.0)), 2),
+        "low_confidence_frames": int(result.low_confidence.sum()),
+        "warnings": list(result.warnings),
+        "seconds": round(seconds, 3),
+    }
+
+
+def command(
+    input: Annotated[Path, typer.Argument(help="The perspective video to track.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Trajectory file to write (JSON).", show_default=False)],
+    hfov: Annotated[Optional[float], typer.Option("--hfov", help="Horizontal field of view in degrees, if known (else estimated).")] = None,
+    json_output: JsonOpt = False,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Estimate every frame's camera rotation and the horizontal FOV; write the trajectory file."""
+    from pano360.console import note, progress_enabled, stage_progress
+    from pano360.errors import UsageError
+    from pano360.io.atomic import atomic_output, check_output_path
+    from pano360.io.probe import validate_video_input
+    from pano360.slam.estimate import track_clip
+
+    if hfov is not None and not 1.0 < hfov < 179.0:
+        raise UsageError(f"--hfov must be between 1 and 179 degrees, got {hfov:g}")
+    info = validate_video_input(input)
+    out = check_output_path(output, overwrite, (input,))
+    t0 = time.perf_counter()
+    with stage_progress(progress_enabled(quiet, json_output)) as progress:
+        task = progress.add_task("tracking", total=info.frame_count or None)
+        result = track_clip(input, hfov, progress=lambda i: progress.update(task, completed=i))
+    with atomic_output(out, overwrite=True) as tmp:
+        Path(tmp).write_text(json.dumps(result.trajectory.to_json(), indent=1))
+    summary = _summary(result, out, time.perf_counter() - t0)
+    if json_output:
+        for w in result.warnings:
+            note(f"warning: {w}")
+        typer.echo(json.dumps(summary, separators=(",", ":")))
+        return
+    for w in result.warnings:
+        note(f"warning: {w}", quiet=False)
+    rs = f", rolling shutter {summary['rolling_shutter_ms']:.1f} ms" if summary["rolling_shutter_ms"] else ""
+    typer.echo(f"{out}: {summary['frames']} frames, hfov {summary['hfov_deg']:.2f} deg ({summary['hfov_source']}), "
+               f"{summary['keyframes']} keyframes, {summary['loop_closures']} loop closures{rs}, "
+               f"{len(summary['warnings'])} warnings, {summary['seconds']:.1f} s")

@@ -139,11 +139,11 @@ def _residuals_and_jac(x: np.ndarray, R0: np.ndarray, ia: np.ndarray, ib: np.nda
 
 
 def adjust(links: list[Link], R_init: np.ndarray, width: int, height: int, hfov_deg: float, solve_focal: bool = True,
-           priors: np.ndarray | None = None, loss_px: float = 1.0, max_nfev: int = 50) -> BundleResult:
+           priors: np.ndarray | None = None, loss_px: float = 1.0, max_nfev: int = 50, robust: bool = True) -> BundleResult:
     """Rotation-only bundle adjustment of keyframe rotations ``R_init (K, 3, 3)`` (``R[0]`` held) and the FOV.
 
     ``priors`` lists keyframes (other than 0) that open a new segment: a weak pull to their initial
-    rotation fixes what no link observes.
+    rotation fixes what no link observes. ``robust=False`` stops after the plain least squares.
     """
     K = len(R_init)
     priors = np.zeros(0, np.int64) if priors is None else np.asarray([p for p in priors if p > 0], np.int64)
@@ -171,11 +171,15 @@ def adjust(links: list[Link], R_init: np.ndarray, width: int, height: int, hfov_
             return cache["J"][1]
         return _residuals_and_jac(x, *args, want_jac=True)[1]
 
-    # Sparse Jacobian and LSMR steps with tight inner tolerances: a dense SVD step costs far more
-    # on a busy machine, and loose inner solves stall the trust region.
-    sol = least_squares(fun, x0, jac=jac, loss="huber", f_scale=loss_px, method="trf", tr_solver="lsmr",
-                        tr_options={"atol": 1e-12, "btol": 1e-12, "maxiter": 4 * len(x0)}, x_scale="jac",
-                        max_nfev=max_nfev, xtol=1e-7, ftol=1e-7, gtol=1e-8)
+    # Sparse Jacobian, LSMR steps with tight inner tolerances (a dense SVD step costs far more on a busy
+    # machine). Plain least squares first: it converges in a few steps from far (a loop closing a
+    # drift of degrees); then the Huber loss from there, so outliers lose their pull. Parameters are
+    # unscaled: scaling by the Jacobian lets the shared focal's huge column stall the rotations.
+    common = dict(jac=jac, method="trf", tr_solver="lsmr", tr_options={"atol": 1e-12, "btol": 1e-12, "maxiter": 4 * len(x0)},
+                  x_scale=1.0, xtol=1e-9, ftol=1e-9, gtol=1e-10)
+    sol = least_squares(fun, x0, loss="linear", max_nfev=max_nfev, **common)
+    if robust:
+        sol = least_squares(fun, sol.x, loss="huber", f_scale=loss_px, max_nfev=max_nfev, **common)
     deltas = np.zeros((K, 3))
     deltas[1:] = sol.x[: 3 * (K - 1)].reshape(-1, 3)
     R = R0 @ rotvec_to_matrix(deltas)

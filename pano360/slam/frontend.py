@@ -30,7 +30,7 @@ class TrackerConfig:
     min_distance: float = 10.0
     quality: float = 0.001  # corner strength relative to the frame's strongest, below which a cell stays empty
     min_eig: float = 1e-4  # absolute corner strength floor (about 5x what sensor noise gives at 640 px)
-    win: int = 21
+    win: int = 15
     levels: int = 3
     fb_max_px: float = 0.7
     ransac_px: float = 1.5
@@ -223,7 +223,8 @@ class Tracker:
         crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 0.01)
         p1, st, _ = cv2.calcOpticalFlowPyrLK(self._prev_pyr, pyr, p0, pred.copy(), winSize=(cfg.win, cfg.win), maxLevel=cfg.levels,
                                              criteria=crit, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
-        pb, st2, _ = cv2.calcOpticalFlowPyrLK(pyr, self._prev_pyr, p1, p0.copy(), winSize=(cfg.win, cfg.win), maxLevel=cfg.levels,
+        # The backward check starts where the forward track began, so it needs no deep pyramid.
+        pb, st2, _ = cv2.calcOpticalFlowPyrLK(pyr, self._prev_pyr, p1, p0.copy(), winSize=(cfg.win, cfg.win), maxLevel=1,
                                               criteria=crit, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
         p1 = p1.reshape(-1, 2)
         fb = np.linalg.norm(pb.reshape(-1, 2) - self._pts, axis=1)
@@ -246,7 +247,7 @@ class Tracker:
         # every frame since the keyframe, and no bias from the patch's perspective stretch.
         warped = cv2.warpPerspective(self._kf_img, H, (self.width, self.height), flags=cv2.INTER_LINEAR)
         q = cv2.perspectiveTransform(kf_pts.reshape(-1, 1, 2), H)
-        pk, stk, _ = cv2.calcOpticalFlowPyrLK(warped, gray, q, cur.reshape(-1, 1, 2).copy(), winSize=(cfg.win, cfg.win), maxLevel=1,
+        pk, stk, _ = cv2.calcOpticalFlowPyrLK(warped, gray, q, cur.reshape(-1, 1, 2).copy(), winSize=(cfg.win, cfg.win), maxLevel=0,
                                               criteria=crit, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
         pk = pk.reshape(-1, 2)
         idx = np.flatnonzero(good)

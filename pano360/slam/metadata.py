@@ -6,7 +6,7 @@ exposes as a format tag); other writers use EXIF-like names (``FocalLengthIn35mm
 gives the picture's diagonal FOV, and from the picture's aspect its horizontal FOV.
 
 >>> round(hfov_from_35mm(26.0, 1920, 1080), 1)
-71.6
+71.9
 """
 
 from __future__ import annotations

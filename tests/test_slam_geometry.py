@@ -1,0 +1,99 @@
+"""Closed-form and seeded checks of the tracking geometry: rays, best rotation, Jacobians, rolling shutter, metadata FOV."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pano360.project.rotation import euler_to_matrix, rotation_angle_deg, rotvec_to_matrix
+from pano360.slam.bundle import adjust, search_hfov
+from pano360.slam.geometry import best_rotation, pixels_to_rays, rays_to_pixels, right_jacobian
+from pano360.slam.links import Link
+from pano360.slam.metadata import focal_35mm_from_tags, hfov_from_35mm
+from pano360.slam.rolling import unroll_pixels
+
+
+def test_pixel_ray_round_trip_and_centre():
+    px = np.array([[319.5, 179.5], [0.0, 0.0], [639.0, 359.0]])
+    rays = pixels_to_rays(px, 640, 360, 500.0)
+    assert np.allclose(rays[0], [0, 0, 1])
+    assert np.allclose(rays_to_pixels(rays, 640, 360, 500.0), px)
+
+
+def test_best_rotation_recovers_a_rotation_exactly():
+    gen = np.random.default_rng(6)
+    R = euler_to_matrix(20.0, -7.0, 3.0)
+    b = gen.normal(size=(50, 3))
+    b /= np.linalg.norm(b, axis=1, keepdims=True)
+    assert rotation_angle_deg(best_rotation(b @ R.T, b), R) < 1e-9
+
+
+def test_right_jacobian_matches_finite_differences():
+    phi = np.array([0.3, -0.2, 0.5])
+    J = right_jacobian(phi)
+    eps = 1e-6
+    for i in range(3):
+        d = np.zeros(3)
+        d[i] = eps
+        # exp(phi + d) = exp(phi) exp(J d)  ->  log(exp(phi)^T exp(phi + d)) / eps = J[:, i]
+        rel = rotvec_to_matrix(phi).T @ rotvec_to_matrix(phi + d)
+        w = np.array([rel[2, 1], rel[0, 2], rel[1, 0]]) / eps
+        assert np.allclose(w, J[:, i], atol=1e-5)
+
+
+def _synthetic_links(hfov: float, w: int = 640, h: int = 360, seed: int = 0) -> tuple[list[Link], np.ndarray]:
+    """Exact correspondences between keyframes of a known pan (20 deg a keyframe) at a known FOV."""
+    gen = np.random.default_rng(seed)
+    R = euler_to_matrix(np.arange(6) * 8.0, np.sin(np.arange(6)) * 3.0, np.arange(6) * 0.5)
+    f = w / 2 / np.tan(np.radians(hfov) / 2)
+    links = []
+    for a in range(6):
+        for b in range(a + 1, min(a + 4, 6)):
+            pb = np.stack([gen.uniform(0, w - 1, 300), gen.uniform(0, h - 1, 300)], 1)
+            d = (R[a].T @ R[b] @ pixels_to_rays(pb, w, h, f).T).T
+            pa = rays_to_pixels(d, w, h, f)
+            inside = (pa[:, 0] > 0) & (pa[:, 0] < w - 1) & (pa[:, 1] > 0) & (pa[:, 1] < h - 1)
+            links.append(Link(a, b, pa[inside][:80] + gen.normal(0, 0.05, (inside.sum(), 2))[:80], pb[inside][:80]))
+    return links, R
+
+
+def test_fov_search_and_adjustment_recover_a_known_fov_and_rotations():
+    links, R = _synthetic_links(57.0)
+    seed, contrast = search_hfov(links, 640, 360)
+    assert abs(seed - 57.0) < 0.5 and contrast > 1.0
+    init = R @ rotvec_to_matrix(np.random.default_rng(2).normal(0, 0.01, (6, 3)))
+    ba = adjust(links, init, 640, 360, seed)
+    # 0.05 px noise on 80 points a link: the FOV within 0.05 deg, rotations within 0.01 deg.
+    assert abs(ba.hfov_deg - 57.0) < 0.05
+    assert rotation_angle_deg(ba.R, R[0].T[None] @ R).max() < 0.01
+
+
+def test_unrolling_undoes_a_known_rolling_shutter():
+    w, h, f, readout = 640, 360, 500.0, 0.02
+    omega = np.array([0.1, 0.8, -0.05])  # rad/s, mostly a pan
+    gen = np.random.default_rng(1)
+    gs = np.stack([gen.uniform(0, w - 1, 100), gen.uniform(0, h - 1, 100)], 1)  # what a global shutter sees
+    # A row is read at dt = (y / (h - 1) - 0.5) * readout, seeing exp(-[omega] dt) of the global ray; solve by iteration.
+    rs = gs.copy()
+    for _ in range(10):
+        dt = (rs[:, 1] / (h - 1) - 0.5) * readout
+        rot = rotvec_to_matrix(-omega[None] * dt[:, None])
+        rs = rays_to_pixels(np.einsum("nij,nj->ni", rot, pixels_to_rays(gs, w, h, f)), w, h, f)
+    assert np.abs(unroll_pixels(rs, omega, readout, w, h, f) - gs).max() < 1e-3
+
+
+@pytest.mark.parametrize("tags, mm", [
+    ({"com.apple.quicktime.camera.focal_length.35mm_equivalent": "26"}, 26.0),
+    ({"FocalLengthIn35mmFormat": "28 mm"}, 28.0),
+    ({"com.apple.quicktime.make": "Apple"}, None),
+    ({"focal_length_35mm": "1000"}, None),
+])
+def test_focal_from_tags(tags, mm):
+    assert focal_35mm_from_tags(tags) == mm
+
+
+def test_35mm_equivalent_fov_of_a_16_9_video():
+    # 26 mm on the 43.27 mm diagonal: diagonal FOV 79.5 deg, f = 1323.7 px on a 1920x1080 picture's
+    # 2202.9 px diagonal, so 2 atan(960 / 1323.7) = 71.9 deg across, 2 atan(540 / 1323.7) = 44.4 in portrait.
+    assert abs(hfov_from_35mm(26.0, 1920, 1080) - 71.9) < 0.05
+    assert abs(hfov_from_35mm(26.0, 1080, 1920) - 44.4) < 0.05
