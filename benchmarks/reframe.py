@@ -51,15 +51,25 @@ def run_ffmpeg(src: Path, dst: Path) -> tuple[float, float]:
     return time.perf_counter() - t, _cpu(resource.RUSAGE_CHILDREN) - c
 
 
-def run_pano360(src: Path, dst: Path, duration: float) -> tuple[float, float, int]:
+def run_pano360(src: Path, dst: Path, duration: float, path: str = "drift") -> tuple[float, float, int]:
     from pano360.post.keyframes import parse_keyframes
     from pano360.post.reframe import keyframe_camera, reframe_video
 
-    # A slow pan as an editor would key it: 20 deg/s of yaw, the pitch swaying +-8 deg, a gentle zoom.
     n = max(2, int(math.ceil(duration)) + 1)
-    keys, interp = parse_keyframes({"keyframes": [
-        {"t": k * duration / (n - 1), "yaw": 20.0 * k * duration / (n - 1), "pitch": 8.0 * (-1) ** k,
-         "hfov": 90.0 - 10.0 * k / (n - 1)} for k in range(n)]})
+    if path == "drift":
+        # A slow reframing move: yaw 6 deg/s, pitch 3 deg/s, the FOV from 90 to 85 deg.
+        keys = [{"t": 0.0, "yaw": 0.0, "pitch": 0.0, "hfov": 90.0},
+                {"t": duration, "yaw": 6.0 * duration, "pitch": 3.0 * duration, "hfov": 85.0}]
+    elif path == "sway":
+        # Looking around: yaw swinging 20 deg each way every second, pitch +-8 deg, a gentle zoom.
+        # (The input turns 21 deg/s, so the view's content moves 1-41 deg/s, about the fixed view's 21 on average.)
+        keys = [{"t": k * duration / (n - 1), "yaw": 20.0 * (k % 2), "pitch": 8.0 * (-1) ** k,
+                 "hfov": 90.0 - 10.0 * k / (n - 1)} for k in range(n)]
+    else:
+        # A steady 20 deg/s pan against the input's own turn: the content moves 41 deg/s (hardest to encode).
+        keys = [{"t": k * duration / (n - 1), "yaw": 20.0 * k * duration / (n - 1), "pitch": 8.0 * (-1) ** k,
+                 "hfov": 90.0 - 10.0 * k / (n - 1)} for k in range(n)]
+    keys, interp = parse_keyframes({"keyframes": keys})
     t, c = time.perf_counter(), _cpu(resource.RUSAGE_SELF)
     res = reframe_video(src, dst, keyframe_camera(keys, interp), "rectilinear", 1920, 1080, crf=18, preset="medium")
     return time.perf_counter() - t, _cpu(resource.RUSAGE_SELF) - c, res.frames
@@ -76,6 +86,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--path", choices=("drift", "sway", "pan"), default="drift",
+                    help="the virtual camera's path (see run_pano360): the more its picture moves, the more x264 works")
     ap.add_argument("--workdir", type=Path, default=None, help="keep the clips here (default: a temp folder)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,14 +100,14 @@ def main() -> int:
         ours, theirs = [], []
         for r in range(args.rounds):
             dt_ff, cpu_ff = run_ffmpeg(src, work / "v360.mp4")
-            dt_us, cpu_us, frames = run_pano360(src, work / "reframe.mp4", args.seconds)
+            dt_us, cpu_us, frames = run_pano360(src, work / "reframe.mp4", args.seconds, args.path)
             assert frames == n == count_frames(work / "reframe.mp4") == count_frames(work / "v360.mp4")
             theirs.append(n / dt_ff)
             ours.append(n / dt_us)
             print(f"round {r + 1}: {n} frames  pano360 {ours[-1]:.2f} fps ({dt_us:.2f} s, {1000 * cpu_us / n:.0f} "
                   f"CPU-ms/frame)  ffmpeg v360 {theirs[-1]:.2f} fps ({dt_ff:.2f} s, {1000 * cpu_ff / n:.0f} "
                   f"CPU-ms/frame)  load {os.getloadavg()[0]:.2f}", flush=True)
-    print(f"cores={os.cpu_count()} frames={n} input=4096x2048 output=1920x1080 x264=medium/crf18")
+    print(f"cores={os.cpu_count()} frames={n} input=4096x2048 output=1920x1080 x264=medium/crf18 path={args.path}")
     print(f"reframe_fps={max(ours):.2f} ffmpeg_v360_fps={max(theirs):.2f}")
     return 0
 
