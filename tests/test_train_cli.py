@@ -23,6 +23,8 @@ from pano360.cli import main
         ("bad_targets", 2, "--targets must be one of full, attn, ffn"),
         ("bad_out", 2, "--out must end in .safetensors"),
         ("missing_resume", 1, "checkpoint folder not found"),
+        pytest.param("no_gpu", 1, "training needs a CUDA GPU", marks=pytest.mark.skipif(
+            __import__("torch").cuda.is_available(), reason="a GPU is present")),
     ],
 )
 def test_bad_input_gives_one_line(tmp_path, capsys, case, code, message):
@@ -39,7 +41,8 @@ def test_bad_input_gives_one_line(tmp_path, capsys, case, code, message):
              "missing_resume": ["--resume", str(tmp_path / "nope")]}.get(case, [])
     args = ["train", str(tmp_path / "nothing" if case == "missing_data" else data),
             "--model", str(tmp_path / "nomodel" if case == "missing_model" else model),
-            "--out", str(tmp_path / ("lora.bin" if case == "bad_out" else "lora.safetensors")), "--device", "cpu", *extra]
+            "--out", str(tmp_path / ("lora.bin" if case == "bad_out" else "lora.safetensors")),
+            *([] if case == "no_gpu" else ["--device", "cpu"]), *extra]
     assert main(args) == code
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[-1].startswith("Error: ") and message in lines[-1]

@@ -205,7 +205,7 @@ def _train(cfg: TrainConfig, warn: Callable[[str], None] | None) -> TrainResult:
     import torch
     from accelerate import Accelerator
 
-    from pano360.generate.wan.loading import check_model_folder, load_wan_components, resolve_model_folder
+    from pano360.generate.wan.loading import check_model_folder, load_wan_components, resolve_device, resolve_model_folder
     from pano360.generate.wan.lora import add_lora, save_lora
     from pano360.generate.wan.schedulers import make_scheduler
     from pano360.io.atomic import atomic_output, check_output_path
@@ -229,10 +229,14 @@ def _train(cfg: TrainConfig, warn: Callable[[str], None] | None) -> TrainResult:
             say_line(f"resuming with the checkpoint's {', '.join(f'{k}={saved[k]}' for k in changed)}")
         if cfg.steps <= resume_state["step"]:
             raise UsageError(f"--steps {cfg.steps} is not past the checkpoint's step {resume_state['step']}")
+    if cfg.device != "cpu" and not torch.cuda.is_available():
+        raise Pano360Error("training needs a CUDA GPU and none was found; pass --device cpu to train on the CPU "
+                           "(tiny models and tests only)")
     if not Path(cfg.data_dir).is_dir():
         raise Pano360Error(f"training data folder not found: {cfg.data_dir}")
     out = check_output_path(cfg.out, cfg.overwrite, (cfg.data_dir,))
-    accelerator = Accelerator(cpu=(cfg.device == "cpu"))
+    # We place the model ourselves: one process honours --device cuda:N, several use their local GPU.
+    accelerator = Accelerator(cpu=(cfg.device == "cpu"), device_placement=False)
     main = accelerator.is_main_process
     rank, world = accelerator.process_index, accelerator.num_processes
     say = (lambda m: say_line(m, cfg.quiet)) if main else (lambda m: None)
@@ -245,8 +249,8 @@ def _train(cfg: TrainConfig, warn: Callable[[str], None] | None) -> TrainResult:
     check_model_folder(folder)
     n_samples = cfg.samples if cfg.samples is not None else _auto_samples(cfg, len(videos), world)
     cfg = replace(cfg, samples=n_samples)
-    device = "cpu" if cfg.device == "cpu" else str(accelerator.device)
-    comps = load_wan_components(folder, device=device, dtype=getattr(torch, cfg.dtype) if cfg.dtype else None)
+    dev = accelerator.device if world > 1 else resolve_device(cfg.device)
+    comps = load_wan_components(folder, device="cpu" if dev.type == "cpu" else str(dev), dtype=getattr(torch, cfg.dtype) if cfg.dtype else None)
     dtype = comps.dtype
     say(f"training a rank-{cfg.rank} '{cfg.targets}' LoRA on {len(videos)} video(s), {n_samples} cached samples, "
         f"{cfg.width}x{cfg.width // 2} x {cfg.frames} frames, {world} process(es) on {comps.device}")
@@ -338,13 +342,13 @@ def _train(cfg: TrainConfig, warn: Callable[[str], None] | None) -> TrainResult:
         while step < cfg.steps:
             t0 = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
-            total = torch.zeros((), device=accelerator.device)
+            total = torch.zeros((), device=dev)
             for micro in range(cfg.grad_accum):
                 idx = pick_rng.integers(0, n_samples, size=cfg.batch)
                 items = [cache_mod.load_cached(cache_dir, int(i)) for i in idx]
-                x0, cond, emb = _make_batch(items, prompts, accelerator.device, dtype)
-                sigmas = sample_sigmas(cfg.batch, shift, gen).to(accelerator.device)
-                noise = torch.randn(x0.shape, generator=gen, dtype=torch.float32).to(accelerator.device)
+                x0, cond, emb = _make_batch(items, prompts, dev, dtype)
+                sigmas = sample_sigmas(cfg.batch, shift, gen).to(dev)
+                noise = torch.randn(x0.shape, generator=gen, dtype=torch.float32).to(dev)
                 sync = nullcontext() if micro == cfg.grad_accum - 1 else accelerator.no_sync(model)
                 with sync:
                     loss = step_loss(model, x0, cond, emb, sigmas, noise, row_w, n_train_t, dtype)
@@ -373,7 +377,7 @@ def _train(cfg: TrainConfig, warn: Callable[[str], None] | None) -> TrainResult:
     return TrainResult(
         out=out, step=step, losses=losses, ckpt_dir=ckpt_root, loss_png=ckpt_root / "loss.png",
         videos=len(videos), samples=n_samples, seconds=round(time.perf_counter() - t_start, 3), resumed_from=start_step,
-        info={"processes": world, "main_process": main, "device": str(accelerator.device), "shift": shift,
+        info={"processes": world, "main_process": main, "device": str(dev), "shift": shift,
               "mean_step_s": round(float(np.mean(step_times)), 4) if step_times else None},
     )
 
