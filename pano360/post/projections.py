@@ -24,7 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from pano360.project.camera import pixel_rays
+from pano360.project.camera import focal_from_hfov, pixel_rays
 
 __all__ = ["PROJECTIONS", "projection_rays", "rays_at", "max_hfov"]
 
@@ -53,7 +53,7 @@ def rays_at(projection: str, x: np.ndarray, y: np.ndarray, width: int, height: i
                                np.asarray(y, dtype=np.float64) - (height / 2.0 - 0.5))
     half = math.radians(hfov_deg) / 2.0
     if projection == "rectilinear":
-        f = (width / 2.0) / math.tan(half)
+        f = focal_from_hfov(width, hfov_deg)
         return np.stack([x / f, y / f, np.ones_like(x)], axis=-1), np.ones(x.shape, dtype=bool)
     r = np.hypot(x, y)
     if projection == "stereographic":
