@@ -196,8 +196,8 @@ def test_bf16_weights_with_float32_lora_train(setup):
 
 
 def test_trained_lora_changes_what_the_outpainting_pipeline_generates(run_a, setup):
-    """Through the inference code (`generate.wan.pipeline`) on a training canvas: known pixels kept
-    by the mask, generated ones different with the LoRA than without."""
+    """Through the inference code (`generate.wan.pipeline`) on a training canvas: the frames it
+    generates with the LoRA differ from those without."""
     from pano360.generate.wan.loading import load_wan_components
     from pano360.generate.wan.lora import inject_lora
     from pano360.generate.wan.pipeline import WanOutpaintPipeline

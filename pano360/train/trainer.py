@@ -240,8 +240,8 @@ def _train(cfg: TrainConfig, warn: Callable[[str], None] | None) -> TrainResult:
     main = accelerator.is_main_process
     rank, world = accelerator.process_index, accelerator.num_processes
     say = (lambda m: say_line(m, cfg.quiet)) if main else (lambda m: None)
-    warn = warn or say
-    videos = find_videos(cfg.data_dir, warn=warn if main else None)
+    warn = (warn or say) if main else (lambda m: None)
+    videos = find_videos(cfg.data_dir, warn=warn)
     short = [v.path.name for v in videos if v.frame_count < cfg.frames]
     if short:
         warn(f"{len(short)} video(s) shorter than --frames {cfg.frames} (their last frame is repeated): {', '.join(short[:5])}")
