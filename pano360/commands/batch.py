@@ -29,7 +29,7 @@ def command(
     orientation: OrientOpt = "world",
     level: LevelOpt = False,
     crf: CrfOpt = 20,
-    preset: PresetOpt = "superfast",
+    preset: PresetOpt = "ultrafast",
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
     model: ModelOpt = None,

@@ -42,7 +42,7 @@ class ConvertOptions:
     level: bool = False
     preview: Path | None = None
     crf: int = 20
-    preset: str = "superfast"
+    preset: str = "ultrafast"
     overwrite: bool = False
     model: str | None = None
     device: str | None = None
