@@ -15,10 +15,9 @@ import numpy as np
 
 from pano360.errors import Pano360Error
 from pano360.io.reader import iter_frames
-from pano360.io.writer import VideoWriter
 from pano360.post.smoothing import level_path, smooth_lock, smooth_plain
 from pano360.post.sphere_motion import SphereTracker
-from pano360.project.remap import rotate_erp
+from pano360.project.remap import rotate_erp_table, sample_erp_table
 from pano360.project.rotation import check_rotations
 from pano360.trajectory import Trajectory
 
@@ -93,11 +92,29 @@ def target_path(traj: Trajectory, mode: str = "lock", smooth_s: float = 0.5,
     return S, R
 
 
+def _rotate_yuv420(frame, M: np.ndarray) -> np.ndarray:
+    """Re-orient one 4:2:0 ERP frame (``project.remap.rotate_erp_table`` per plane; the chroma
+    planes are ERPs of half the size) into a packed yuv420p array."""
+    h, w = frame.y.shape
+    luma = rotate_erp_table(M, w, h)
+    chroma = rotate_erp_table(M, w // 2, h // 2)
+    out = np.empty((h * 3 // 2, w), dtype=np.uint8)
+    flat = out.reshape(-1)
+    n, c = w * h, (w // 2) * (h // 2)
+    out[:h] = sample_erp_table(np.ascontiguousarray(frame.y), luma)
+    flat[n:n + c] = sample_erp_table(np.ascontiguousarray(frame.u), chroma).reshape(-1)
+    flat[n + c:] = sample_erp_table(np.ascontiguousarray(frame.v), chroma).reshape(-1)
+    return out
+
+
 def render_corrected(src: str | Path, dst: str | Path, M: np.ndarray, fps: float | Fraction, *, crf: int = 18,
                      audio: bool = True, workers: int = 2, on_frame: Callable[[int], None] | None = None) -> int:
-    """Re-orient frame i of the ERP video ``src`` by ``M[i]`` (``rotate_erp``) into ``dst``; returns
-    the frame count. Frames past ``len(M)`` reuse the last correction."""
+    """Re-orient frame i of the ERP video ``src`` by ``M[i]`` (``rotate_erp``'s rule) into ``dst``;
+    returns the frame count. Frames past ``len(M)`` reuse the last correction. Works on the
+    decoder's 4:2:0 planes (no RGB round trip), rendering on ``workers`` threads while encoding."""
     from concurrent.futures import ThreadPoolExecutor
+
+    from pano360.post.reframe import _Yuv420Writer, iter_yuv420
 
     M = check_rotations(M)
     written = 0
@@ -105,18 +122,18 @@ def render_corrected(src: str | Path, dst: str | Path, M: np.ndarray, fps: float
         pending: deque = deque()
         writer = None
         try:
-            for f in iter_frames(src):
-                h, w = f.rgb.shape[:2]
+            for f in iter_yuv420(src):
                 if writer is None:
-                    writer = VideoWriter(dst, w, h, fps, crf=crf, audio_from=src if audio else None)
-                pending.append(pool.submit(rotate_erp, f.rgb, M[min(f.index, len(M) - 1)]))
+                    h, w = f.y.shape
+                    writer = _Yuv420Writer(dst, w, h, fps, crf=crf, audio_from=src if audio else None)
+                pending.append(pool.submit(_rotate_yuv420, f, M[min(f.index, len(M) - 1)]))
                 while len(pending) > workers + 1:
-                    writer.write(pending.popleft().result())
+                    writer.write_yuv420(pending.popleft().result())
                     written += 1
                     if on_frame is not None:
                         on_frame(written)
             while pending:
-                writer.write(pending.popleft().result())
+                writer.write_yuv420(pending.popleft().result())
                 written += 1
                 if on_frame is not None:
                     on_frame(written)
