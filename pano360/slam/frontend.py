@@ -68,6 +68,23 @@ class FrameObs:
     reason: str = ""
 
 
+def _match_exposure(src: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """``src`` scaled to ``ref``'s brightness where ``src`` has content.
+
+    KLT compares raw intensities, so an auto-exposure step between a keyframe and a frame biases every
+    position (0.1 deg of rotation error for a 25% exposure swing). Exposure in gamma-coded 8-bit is a
+    gain; the ratio of medians estimates it without heeding a moving object.
+    """
+    s, r = src[::4, ::4], ref[::4, ::4]
+    valid = s > 0
+    if valid.sum() < 100:
+        return src
+    gain = float(np.median(r[valid])) / max(float(np.median(s[valid])), 1.0)
+    if not 0.5 < gain < 2.0 or abs(gain - 1.0) < 0.005:
+        return src
+    return cv2.convertScaleAbs(src, alpha=gain)
+
+
 def _empty2() -> np.ndarray:
     return np.zeros((0, 2), np.float32)
 
@@ -99,6 +116,7 @@ class Tracker:
         self._segment = -1
         self._lost = True
         self._streak = 0  # frames tracked in a row since the last (re)start
+        self._have_motion = False  # whether _H_step comes from a tracked frame (not at the clip's start)
         self._last_steady = -10**9  # last frame that ended a run of 3 tracked frames
         self._H_step = np.eye(3)
         self._H_prev = np.eye(3)
@@ -236,7 +254,7 @@ class Tracker:
         # where the last motion puts them (an object moving on its own) get no vote.
         pred = pred.reshape(-1, 2)
         step = float(np.median(np.linalg.norm(pred - self._pts, axis=1)))
-        plausible = (np.linalg.norm(p1 - pred, axis=1) < 4.0 + 0.25 * step)[good]
+        plausible = (np.linalg.norm(p1 - pred, axis=1) < 4.0 + 0.25 * step)[good] if self._have_motion else None
         kf_pts, cur = self._kf_pts[good], p1[good]
         H, mask = self._robust_homography(kf_pts, cur, self._age[good], 2.0 * cfg.ransac_px, plausible)
         if H is None or mask.sum() < cfg.min_inliers:
@@ -245,7 +263,7 @@ class Tracker:
         # A rotation IS a homography, so the warped keyframe looks like this frame and KLT's
         # translation model holds: positions carry one small KLT error instead of a random walk over
         # every frame since the keyframe, and no bias from the patch's perspective stretch.
-        warped = cv2.warpPerspective(self._kf_img, H, (self.width, self.height), flags=cv2.INTER_LINEAR)
+        warped = _match_exposure(cv2.warpPerspective(self._kf_img, H, (self.width, self.height), flags=cv2.INTER_LINEAR), gray)
         q = cv2.perspectiveTransform(kf_pts.reshape(-1, 1, 2), H)
         pk, stk, _ = cv2.calcOpticalFlowPyrLK(warped, gray, q, cur.reshape(-1, 1, 2).copy(), winSize=(cfg.win, cfg.win), maxLevel=0,
                                               criteria=crit, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
@@ -263,6 +281,7 @@ class Tracker:
         keep = np.flatnonzero(good)[inl]
         self._pts, self._ids, self._kf_pts, self._age = p1[keep], self._ids[keep], self._kf_pts[keep], self._age[keep] + 1
         self._H_step = H @ np.linalg.inv(self._H_prev)
+        self._have_motion = True
         self._H_prev = H
         n = len(keep)
         sel = np.linspace(0, n - 1, min(n, cfg.max_obs)).round().astype(int)
