@@ -35,7 +35,7 @@ import numpy as np
 
 from pano360.errors import Pano360Error
 
-__all__ = ["Keyframe", "EASINGS", "INTERPOLATIONS", "parse_keyframes", "load_keyframes", "ease", "camera_path"]
+__all__ = ["Keyframe", "EASINGS", "INTERPOLATIONS", "parse_keyframes", "load_keyframes", "ease", "camera_path", "KeyframePath"]
 
 EASINGS = ("linear", "in", "out", "inout")
 INTERPOLATIONS = ("smooth", "linear")
@@ -138,38 +138,56 @@ def _eased_knot_time(keyframes: list[Keyframe], times: np.ndarray) -> np.ndarray
     return out
 
 
+class KeyframePath:
+    """The keyframed camera as a function of time, with its splines built once.
+
+    ``path(times (N,))`` returns rotations ``(N, 3, 3)`` (camera to world) and hfov ``(N,)``;
+    see :func:`camera_path`.
+    """
+
+    def __init__(self, keyframes: list[Keyframe], interpolation: str = "smooth") -> None:
+        from scipy.interpolate import PchipInterpolator
+        from scipy.spatial.transform import Rotation, RotationSpline, Slerp
+
+        from pano360.project.rotation import euler_to_matrix
+
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f"unknown interpolation {interpolation!r}")
+        if not keyframes:
+            raise ValueError("no keyframes")
+        self.keyframes = list(keyframes)
+        self.kt = np.array([k.t for k in keyframes])
+        self.key_R = euler_to_matrix([k.yaw for k in keyframes], [k.pitch for k in keyframes], [k.roll for k in keyframes])
+        self.key_f = np.array([k.hfov for k in keyframes])
+        self._rot = self._fov = None
+        if len(keyframes) >= 2:
+            rots = Rotation.from_matrix(self.key_R)
+            if interpolation == "smooth" and len(keyframes) >= 3:
+                self._rot, self._fov = RotationSpline(self.kt, rots), PchipInterpolator(self.kt, self.key_f)
+            else:
+                self._rot, self._fov = Slerp(self.kt, rots), (lambda t: np.interp(t, self.kt, self.key_f))
+
+    def __call__(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        times = np.asarray(times, dtype=np.float64)
+        if times.ndim != 1:
+            raise ValueError(f"times must be (N,), got {times.shape}")
+        if self._rot is None:
+            return np.repeat(self.key_R, len(times), axis=0), np.full(len(times), self.key_f[0])
+        warped = _eased_knot_time(self.keyframes, times)
+        R = self._rot(warped).as_matrix()
+        hfov = np.asarray(self._fov(warped), dtype=np.float64)
+        # The spline's knots are exact only to rounding; snap frames that fall on a keyframe.
+        rows, cols = np.nonzero(np.isclose(warped[:, None], self.kt[None, :], rtol=0.0, atol=1e-9))
+        R[rows] = self.key_R[cols]
+        hfov[rows] = self.key_f[cols]
+        return R, hfov
+
+
 def camera_path(keyframes: list[Keyframe], times: np.ndarray, interpolation: str = "smooth") -> tuple[np.ndarray, np.ndarray]:
     """The virtual camera at ``times (N,)``: rotations ``(N, 3, 3)`` (camera to world) and hfov ``(N,)``.
 
     Passes exactly through every keyframe; ``smooth`` is C2 in rotation between keyframes with
-    linear easing. See the module docstring for the rules.
+    linear easing. See the module docstring for the rules (and :class:`KeyframePath` to evaluate
+    one path many times).
     """
-    from scipy.interpolate import PchipInterpolator
-    from scipy.spatial.transform import Rotation, RotationSpline, Slerp
-
-    from pano360.project.rotation import euler_to_matrix
-
-    if interpolation not in INTERPOLATIONS:
-        raise ValueError(f"unknown interpolation {interpolation!r}")
-    times = np.asarray(times, dtype=np.float64)
-    if times.ndim != 1:
-        raise ValueError(f"times must be (N,), got {times.shape}")
-    kt = np.array([k.t for k in keyframes])
-    key_R = euler_to_matrix([k.yaw for k in keyframes], [k.pitch for k in keyframes], [k.roll for k in keyframes])
-    key_f = np.array([k.hfov for k in keyframes])
-    if len(keyframes) == 1:
-        return np.repeat(key_R, len(times), axis=0), np.full(len(times), key_f[0])
-    warped = _eased_knot_time(keyframes, times)
-    rots = Rotation.from_matrix(key_R)
-    if interpolation == "smooth" and len(keyframes) >= 3:
-        R = RotationSpline(kt, rots)(warped).as_matrix()
-        hfov = PchipInterpolator(kt, key_f)(warped)
-    else:
-        R = Slerp(kt, rots)(warped).as_matrix()
-        hfov = np.interp(warped, kt, key_f)
-    # The spline's knots are exact only to rounding; snap frames that fall on a keyframe.
-    hit = np.isclose(warped[:, None], kt[None, :], rtol=0.0, atol=1e-9)
-    rows, cols = np.nonzero(hit)
-    R[rows] = key_R[cols]
-    hfov[rows] = key_f[cols]
-    return R, hfov
+    return KeyframePath(keyframes, interpolation)(times)

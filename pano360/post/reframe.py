@@ -229,19 +229,27 @@ def fixed_camera(R: np.ndarray, hfov_deg: float) -> CameraFn:
 
 def keyframe_camera(keyframes: list, interpolation: str = "smooth") -> CameraFn:
     """The keyframed camera of :mod:`pano360.post.keyframes`."""
-    from pano360.post.keyframes import camera_path
+    from pano360.post.keyframes import KeyframePath
 
-    return lambda times: camera_path(keyframes, np.asarray(times, dtype=np.float64), interpolation)
+    return KeyframePath(keyframes, interpolation)
 
 
 def follow_camera(traj) -> CameraFn:
     """Replay a :class:`~pano360.trajectory.Trajectory` (SLERP between its frames, clamped at the
-    ends): reframing ``convert``'s output along the clip's own trajectory gives the clip back."""
-    from pano360.project.rotation import interpolate_rotations
+    ends, as ``project.rotation.interpolate_rotations``): reframing ``convert``'s output along the
+    clip's own trajectory gives the clip back."""
+    from scipy.spatial.transform import Rotation, Slerp
+
+    t = np.asarray(traj.time_s, dtype=np.float64)
+    slerp = Slerp(t, Rotation.from_matrix(traj.R)) if len(t) > 1 else None  # built once, not per frame
 
     def camera(times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         times = np.asarray(times, dtype=np.float64)
-        return interpolate_rotations(traj.time_s, traj.R, times), np.full(len(times), traj.hfov_deg)
+        if slerp is None:
+            R = np.repeat(traj.R[:1], len(times), axis=0)
+        else:
+            R = slerp(np.clip(times, t[0], t[-1])).as_matrix()
+        return R, np.full(len(times), traj.hfov_deg)
 
     return camera
 
