@@ -27,8 +27,10 @@ Usage: ``.venv/bin/python benchmarks/track.py [--quick] [--no-peer] [--clips NAM
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -161,13 +163,29 @@ def peer(mp4: Path, every: int = 6) -> tuple[np.ndarray, np.ndarray, float, floa
     return np.array(idx), R, hfov, dt, len(keep)
 
 
+def peer_isolated(mp4: Path) -> tuple[np.ndarray, np.ndarray, float, float, int]:
+    """:func:`peer` in a child process: cv2.detail can crash (a segfault in its bundle adjuster was
+    seen on a low-texture clip), and a crash of the peer is a result, not the end of the run."""
+    proc = subprocess.run([sys.executable, __file__, "--peer-only", str(mp4)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+        raise RuntimeError(f"peer process failed ({proc.returncode}): {tail[:100]}")
+    d = json.loads(proc.stdout.strip().splitlines()[-1])
+    return np.array(d["idx"]), np.array(d["R"]), d["hfov"], d["seconds"], d["kept"]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--peer-only", default="", help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="three 3-second small clips")
     ap.add_argument("--no-peer", action="store_true", help="skip OpenCV's stitching pipeline")
     ap.add_argument("--clips", default="", help="comma-separated clip names to run (default: all)")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
+    if args.peer_only:
+        idx, R, hfov, dt, kept = peer(Path(args.peer_only))
+        print(json.dumps({"idx": idx.tolist(), "R": R.tolist(), "hfov": hfov, "seconds": dt, "kept": int(kept)}))
+        return 0
     from pano360.project.rotation import rotation_angle_deg
 
     clips = QUICK if args.quick else CLIPS
@@ -187,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"kf={stats.get('keyframes')} loops={stats.get('loop_links')}")
         if not args.no_peer:
             try:
-                pidx, pR, phfov, pdt, kept = peer(mp4)
+                pidx, pR, phfov, pdt, kept = peer_isolated(mp4)
                 perr = rotation_angle_deg(pR, truth.R[pidx[0]].T[None] @ truth.R[pidx])
                 row.update(peer_med=float(np.median(perr)), peer_max=float(perr.max()),
                            peer_fov_pct=100 * abs(phfov - truth.hfov_deg) / truth.hfov_deg, peer_fps=len(err) / pdt)
@@ -196,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                 n_key = len(range(0, len(err), 6))
                 if kept < n_key:
                     line += f" (peer kept {kept} of {n_key} keyframes)"
-            except (RuntimeError, Exception) as exc:  # the peer failing is a result, not a crash
+            except RuntimeError as exc:  # the peer failing is a result, not the end of the run
                 row.update(peer_med=float("nan"), peer_max=float("nan"), peer_fov_pct=float("nan"), peer_fps=float("nan"))
                 line += f" | peer: failed ({type(exc).__name__}: {str(exc).splitlines()[0][:80]})"
         if render_s > 1.0:

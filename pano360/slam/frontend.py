@@ -117,6 +117,7 @@ class Tracker:
         self._lost = True
         self._streak = 0  # frames tracked in a row since the last (re)start
         self._have_motion = False  # whether _H_step comes from a tracked frame (not at the clip's start)
+        self._jerk_px = 1.0  # running typical deviation of the background from the predicted motion
         self._last_steady = -10**9  # last frame that ended a run of 3 tracked frames
         self._H_step = np.eye(3)
         self._H_prev = np.eye(3)
@@ -254,7 +255,9 @@ class Tracker:
         # where the last motion puts them (an object moving on its own) get no vote.
         pred = pred.reshape(-1, 2)
         step = float(np.median(np.linalg.norm(pred - self._pts, axis=1)))
-        plausible = (np.linalg.norm(p1 - pred, axis=1) < 4.0 + 0.25 * step)[good] if self._have_motion else None
+        dev = np.linalg.norm(p1 - pred, axis=1)
+        gate = 4.0 + 0.25 * step + 3.0 * self._jerk_px
+        plausible = (dev < gate)[good] if self._have_motion else None
         kf_pts, cur = self._kf_pts[good], p1[good]
         H, mask = self._robust_homography(kf_pts, cur, self._age[good], 2.0 * cfg.ransac_px, plausible)
         if H is None or mask.sum() < cfg.min_inliers:
@@ -279,6 +282,8 @@ class Tracker:
         if H is None or inl.sum() < cfg.min_inliers:
             return None
         keep = np.flatnonzero(good)[inl]
+        # How far the camera's motion usually strays from the prediction (hand shake): widens the gate.
+        self._jerk_px = 0.8 * self._jerk_px + 0.2 * float(np.median(dev[keep]))
         self._pts, self._ids, self._kf_pts, self._age = p1[keep], self._ids[keep], self._kf_pts[keep], self._age[keep] + 1
         self._H_step = H @ np.linalg.inv(self._H_prev)
         self._have_motion = True
