@@ -2,11 +2,13 @@
 
 Steps: 1. track (``frontend.Tracker`` on gray frames with the long side at most 640 px);
 2. link keyframes through shared tracks; 3. FOV: the user's, else a 1-D search on the
-rotation-only residual (seeded from container metadata when a phone wrote a focal length);
-4. chain keyframe rotations, adjust them with the FOV (``bundle.adjust``); 5. close loops (ORB
-between keyframes that look the same way) and adjust again; 6. every frame from its reference
-keyframe (best rotation on its inlier rays), frames with nothing to track SLERPed between
-neighbours. Memory depends on the clip's length only through small per-frame arrays.
+rotation-only residual; when the camera turns too little to measure it, the focal length a phone
+wrote into the container, else 65 deg (with a warning); 4. chain keyframe rotations and adjust them
+with the FOV (``bundle.adjust``); 5. close loops (ORB between keyframes that look the same way) and
+adjust again; 6. every frame from its reference keyframe (best rotation on its inlier rays), frames
+with nothing to track SLERPed between neighbours; 7. measure the rolling shutter's readout and, when
+it shows, unroll every observation and redo 4-6. Memory grows only by small per-frame arrays
+(about 2 kB a frame, 25 kB a keyframe), never by frames.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from pano360.slam.links import chain_rotations, loop_links, track_links
 from pano360.slam.rolling import angular_velocity, search_readout, unroll_links, unroll_pixels
 from pano360.trajectory import Trajectory
 
-__all__ = ["TrackResult", "estimate_rotations", "estimate_trajectory", "track_clip", "WORK_SIZE", "DEFAULT_HFOV_DEG"]
+__all__ = ["TrackResult", "estimate_rotations", "estimate_result", "estimate_trajectory", "track_clip", "WORK_SIZE", "DEFAULT_HFOV_DEG"]
 
 WORK_SIZE = 640  # long side of the frames the tracker sees
 DEFAULT_HFOV_DEG = 65.0  # a phone's main camera in video mode, used only when the FOV cannot be observed
@@ -225,6 +227,12 @@ def _run(frames: Iterable[tuple[float, np.ndarray]], width: int, height: int, hf
     return result
 
 
+def estimate_result(frames: Iterable[np.ndarray], times: Iterable[float], width: int, height: int, hfov_deg: float | None = None,
+                    *, config: TrackerConfig | None = None, progress: Callable[[int], None] | None = None) -> TrackResult:
+    """:func:`estimate_rotations` with its warnings, low-confidence frames and statistics."""
+    return _run(((float(t), fr) for t, fr in zip(times, frames)), width, height, hfov_deg, None, "", progress, config)
+
+
 def estimate_rotations(frames: Iterable[np.ndarray], times: Iterable[float], width: int, height: int, hfov_deg: float | None = None,
                        *, config: TrackerConfig | None = None) -> Trajectory:
     """Camera rotation of every frame of a perspective sequence (and the FOV when not given).
@@ -237,11 +245,11 @@ def estimate_rotations(frames: Iterable[np.ndarray], times: Iterable[float], wid
         hfov_deg: the horizontal FOV when known (e.g. a cube face's 90); estimated otherwise.
 
     Returns:
-        A :class:`Trajectory` with ``R[0] = I``. Use :func:`track_clip`-style :class:`TrackResult`
-        via :func:`estimate_trajectory` for warnings. Raises Pano360Error when nothing can be tracked.
+        A :class:`Trajectory` with ``R[0] = I`` (width/height as given, ``inliers`` per frame).
+        Raises Pano360Error when nothing can be tracked. For warnings and statistics use
+        :func:`estimate_result`, which takes the same arguments and returns a :class:`TrackResult`.
     """
-    pairs = zip(times, frames)
-    return _run(((float(t), fr) for t, fr in pairs), width, height, hfov_deg, None, "", None, config).trajectory
+    return estimate_result(frames, times, width, height, hfov_deg, config=config).trajectory
 
 
 def _frames_of(path: Path, work: tuple[int, int]) -> Iterator[tuple[float, np.ndarray]]:

@@ -1,7 +1,7 @@
 """The tracking front end: KLT tracks spread on a grid, homography RANSAC, keyframes, no frames kept.
 
-One :class:`Tracker` is fed downscaled gray frames in order. It keeps only the previous frame's
-pyramid and the live tracks; what the back end needs survives as small arrays: per keyframe the
+One :class:`Tracker` is fed downscaled gray frames in order. It keeps only the previous frame,
+the current keyframe and the live tracks; what the back end needs survives as small arrays: per keyframe the
 live track ids and positions (plus ORB descriptors for loop closure), per frame a sample of its
 inlier correspondences with its reference keyframe. Memory therefore grows by about 2 kB a
 frame, never by a frame.
@@ -105,7 +105,7 @@ class Tracker:
         self._cells = [(int(self.width * c / cols), int(self.width * (c + 1) / cols), int(self.height * r / rows), int(self.height * (r + 1) / rows))
                        for r in range(rows) for c in range(cols)]
         self._orb = cv2.ORB_create(cfg.orb_features)
-        self._prev_pyr = None
+        self._prev = None
         self._kf_img = None
         self._pts = _empty2()  # live tracks in the previous frame
         self._ids = np.zeros(0, np.int64)
@@ -173,8 +173,7 @@ class Tracker:
         """Track one frame; returns (and records) its :class:`FrameObs`."""
         cfg = self.config
         index = len(self.frames)
-        pyr = gray  # the Python binding takes images, not prebuilt pyramids
-        obs = None if self._lost else self._track(index, gray, pyr)
+        obs = None if self._lost else self._track(index, gray)
         self._streak = self._streak + 1 if obs is not None else 0
         if self._streak >= 3:
             self._last_steady = index
@@ -191,7 +190,7 @@ class Tracker:
                 self._lost = True
                 self._pts, self._ids, self._age = _empty2(), np.zeros(0, np.int64), np.zeros(0, np.int64)
                 obs = FrameObs(-1, _empty2(), _empty2(), 0, "no texture")
-        self._prev_pyr = pyr
+        self._prev = gray  # the Python binding of calcOpticalFlowPyrLK takes images, not prebuilt pyramids
         self.frames.append(obs)
         return obs
 
@@ -231,7 +230,7 @@ class Tracker:
         err = np.linalg.norm(cv2.perspectiveTransform(src.reshape(-1, 1, 2), H).reshape(-1, 2) - dst, axis=1)
         return H, err < thresh
 
-    def _track(self, index: int, gray: np.ndarray, pyr) -> FrameObs | None:
+    def _track(self, index: int, gray: np.ndarray) -> FrameObs | None:
         cfg = self.config
         # The last motion still predicts this one if tracking was steady within the last 10 frames.
         self._trusted = index - self._last_steady <= 10
@@ -240,10 +239,10 @@ class Tracker:
         p0 = self._pts.reshape(-1, 1, 2)
         pred = cv2.perspectiveTransform(p0, self._H_step)
         crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 0.01)
-        p1, st, _ = cv2.calcOpticalFlowPyrLK(self._prev_pyr, pyr, p0, pred.copy(), winSize=(cfg.win, cfg.win), maxLevel=cfg.levels,
+        p1, st, _ = cv2.calcOpticalFlowPyrLK(self._prev, gray, p0, pred.copy(), winSize=(cfg.win, cfg.win), maxLevel=cfg.levels,
                                              criteria=crit, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
         # The backward check starts where the forward track began, so it needs no deep pyramid.
-        pb, st2, _ = cv2.calcOpticalFlowPyrLK(pyr, self._prev_pyr, p1, p0.copy(), winSize=(cfg.win, cfg.win), maxLevel=1,
+        pb, st2, _ = cv2.calcOpticalFlowPyrLK(gray, self._prev, p1, p0.copy(), winSize=(cfg.win, cfg.win), maxLevel=1,
                                               criteria=crit, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
         p1 = p1.reshape(-1, 2)
         fb = np.linalg.norm(pb.reshape(-1, 2) - self._pts, axis=1)
