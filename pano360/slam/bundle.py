@@ -176,7 +176,7 @@ def adjust(links: list[Link], R_init: np.ndarray, width: int, height: int, hfov_
     # drift of degrees); then the Huber loss from there, so outliers lose their pull. Parameters are
     # unscaled: scaling by the Jacobian lets the shared focal's huge column stall the rotations.
     common = dict(jac=jac, method="trf", tr_solver="lsmr", tr_options={"atol": 1e-12, "btol": 1e-12, "maxiter": 4 * len(x0)},
-                  x_scale=1.0, xtol=1e-9, ftol=1e-9, gtol=1e-10)
+                  x_scale=1.0, xtol=1e-7, ftol=1e-7, gtol=1e-10)
     sol = least_squares(fun, x0, loss="linear", max_nfev=max_nfev, **common)
     if robust:
         sol = least_squares(fun, sol.x, loss="huber", f_scale=loss_px, max_nfev=max_nfev, **common)
