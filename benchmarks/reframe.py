@@ -56,10 +56,14 @@ def run_pano360(src: Path, dst: Path, duration: float, path: str = "drift") -> t
     from pano360.post.reframe import keyframe_camera, reframe_video
 
     n = max(2, int(math.ceil(duration)) + 1)
-    if path == "drift":
-        # A slow reframing move: yaw 6 deg/s, pitch 3 deg/s, the FOV from 90 to 85 deg.
+    if path == "fixed":
+        # ffmpeg's own view, for reference: the same work on both sides.
+        keys = [{"t": 0.0, "yaw": 30.0, "pitch": 10.0, "hfov": 90.0}]
+    elif path == "drift":
+        # A slow reframing move: yaw 6 deg/s (with the input's own turn, the content moves 27 deg/s
+        # instead of the fixed view's 21), pitch 3 deg/s.
         keys = [{"t": 0.0, "yaw": 0.0, "pitch": 0.0, "hfov": 90.0},
-                {"t": duration, "yaw": 6.0 * duration, "pitch": 3.0 * duration, "hfov": 85.0}]
+                {"t": duration, "yaw": 6.0 * duration, "pitch": 3.0 * duration, "hfov": 90.0}]
     elif path == "sway":
         # Looking around: yaw swinging 20 deg each way every second, pitch +-8 deg, a gentle zoom.
         # (The input turns 21 deg/s, so the view's content moves 1-41 deg/s, about the fixed view's 21 on average.)
@@ -86,7 +90,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--path", choices=("drift", "sway", "pan"), default="drift",
+    ap.add_argument("--path", choices=("drift", "sway", "pan", "fixed"), default="drift",
                     help="the virtual camera's path (see run_pano360): the more its picture moves, the more x264 works")
     ap.add_argument("--workdir", type=Path, default=None, help="keep the clips here (default: a temp folder)")
     args = ap.parse_args()
