@@ -121,7 +121,8 @@ def _get_trajectory(path: Path, info, opts: ConvertOptions, done: Callable[[int]
     return traj, "estimated"
 
 
-def _level(path: Path, traj: Trajectory, rotation_at) -> tuple[Trajectory, dict]:
+def _level(path: Path, traj: Trajectory) -> tuple[Trajectory, dict]:
+    """The trajectory turned so the estimated up is -y, and what was done (for --json)."""
     from pano360.slam.level import estimate_up, level_rotation
 
     up, how = estimate_up(path, traj)
@@ -184,7 +185,7 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
         rotation_at = RotationLookup(traj)
         level_info: dict = {"applied": False}
         if opts.level:
-            traj, level_info = _level(src, traj, rotation_at)
+            traj, level_info = _level(src, traj)
             rotation_at = RotationLookup(traj)
         if opts.save_trajectory is not None:
             traj.save(opts.save_trajectory)

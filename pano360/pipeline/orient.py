@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pano360.project.rotation import euler_to_matrix, smooth_rotations
+from pano360.project.rotation import smooth_rotations
 
 __all__ = ["ORIENTATIONS", "heading_deg", "follow_shifts"]
 
@@ -30,8 +30,3 @@ def follow_shifts(heading: np.ndarray, erp_w: int) -> np.ndarray:
     [0, 1024, -1024]
     """
     return np.round(np.asarray(heading) / 360.0 * erp_w).astype(int)
-
-
-def yaw_matrix(deg: float) -> np.ndarray:
-    """A pure yaw rotation (degrees)."""
-    return euler_to_matrix(deg, 0.0, 0.0)
