@@ -109,6 +109,29 @@ def _every_frame(frames: list[FrameObs], kfs: list, R_kf: np.ndarray, linked_kfs
     return R, ok
 
 
+def _rebase_segments(R: np.ndarray, segments: np.ndarray, loops: list, w: int, h: int, f: float) -> np.ndarray:
+    """Keyframe rotations with every segment after a break moved rigidly to where its first
+    relocalising link puts it (segments without one move with the segment before them), so the
+    adjustment starts near the answer instead of 100 degrees away."""
+    R = R.copy()
+    for seg in range(1, int(segments.max()) + 1 if len(segments) else 0):
+        members = np.flatnonzero(segments == seg)
+        if not len(members):
+            continue
+        first = int(members[0])
+        reloc = [lk for lk in loops if lk.b in members and segments[lk.a] < seg]
+        if reloc:
+            lk = reloc[0]
+            rel = best_rotation(pixels_to_rays(lk.pa, w, h, f), pixels_to_rays(lk.pb, w, h, f))
+            move = R[lk.a] @ rel @ R[lk.b].T
+        else:
+            move = np.eye(3)  # no link: keep continuing from the frame before the break
+        R[members] = move[None] @ R[members]
+        if not reloc and first > 0:
+            R[members] = (R[first - 1] @ R[first].T)[None] @ R[members]
+    return R
+
+
 def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg: float | None, hfov_hint: float | None,
            source: str, stats: dict) -> TrackResult:
     w, h = tracker.width, tracker.height
@@ -142,7 +165,8 @@ def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg
     ba = adjust(links, R_init, w, h, hfov, solve_focal=solve_focal, priors=restarts, robust=False)
     loops = loop_links(kfs, ba.R, w, h, focal_from_hfov(w, ba.hfov_deg), ba.hfov_deg)
     if loops:
-        ba = adjust(links + loops, ba.R, w, h, ba.hfov_deg, solve_focal=solve_focal, priors=restarts)
+        R0 = _rebase_segments(ba.R, segments, loops, w, h, focal_from_hfov(w, ba.hfov_deg))
+        ba = adjust(links + loops, R0, w, h, ba.hfov_deg, solve_focal=solve_focal, priors=restarts)
     linked = {lk.b for lk in loops} | {lk.a for lk in loops}
     for k in restarts:
         if int(k) not in linked:

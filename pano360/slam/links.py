@@ -14,7 +14,7 @@ import numpy as np
 
 from pano360.slam.frontend import Keyframe
 from pano360.slam.geometry import best_rotation, pixels_to_rays
-from pano360.project.rotation import rotation_angle_deg
+from pano360.project.rotation import matrix_to_euler, rotation_angle_deg
 
 __all__ = ["Link", "track_links", "loop_links", "chain_rotations"]
 
@@ -105,8 +105,10 @@ def loop_links(keyframes: list[Keyframe], R: np.ndarray, width: int, height: int
         if kb.orb_desc is None or len(kb.orb_pts) < min_inliers:
             continue
         restart = b > 0 and keyframes[b - 1].segment != kb.segment
-        if restart:  # where it is relative to before is unknown: try the last keyframes before the break
-            cands = list(range(b - 1, max(b - 9, -1), -1))
+        if restart:  # where it is relative to before is unknown: the last keyframes before the break, then a spread of all earlier ones
+            last = list(range(b - 1, max(b - 9, -1), -1))
+            spread = np.unique(np.linspace(0, max(b - 9, 0), min(32, max(b - 8, 0))).round().astype(int)).tolist() if b > 8 else []
+            cands = last + [a for a in spread if a not in last]
         else:  # the closest few in angle are enough; more only cost time
             cands = sorted((a for a in range(b - min_gap + 1) if ang[a, b] < 0.6 * hfov_deg), key=lambda a: ang[a, b])[:3]
         for a in cands:
@@ -124,6 +126,8 @@ def loop_links(keyframes: list[Keyframe], R: np.ndarray, width: int, height: int
                 continue
             if not restart and rotation_angle_deg(rel, R[a].T @ R[b]) > max(1.0, 0.03 * hfov_deg):
                 continue  # it disagrees with the tracked path: a repeated texture or a moving object
+            if restart and (abs(float(matrix_to_euler(rel)[2])) > 30.0 or inl.sum() < max(40, 0.25 * len(good))):
+                continue  # a hand-held phone does not turn upside down across a cut: a symmetric false match
             idx = np.flatnonzero(inl)
             idx = idx[np.linspace(0, len(idx) - 1, min(len(idx), max_points)).round().astype(int)]
             links.append(Link(a, b, pa[idx], pb[idx], loop=True))
