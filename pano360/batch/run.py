@@ -54,6 +54,10 @@ def _ray_run(todo: list[Job], opts_dict: dict, address: str | None, gpus_per_tas
             ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         started_here = True
     try:
+        if gpus_per_task and ray.cluster_resources().get("GPU", 0) < gpus_per_task:
+            from pano360.errors import Pano360Error
+
+            raise Pano360Error("the Ray cluster has no GPU for the Wan backend (each task asks for one); use --backend mosaic")
         task = ray.remote(num_cpus=1, num_gpus=gpus_per_task, max_retries=0)(convert_one)
         refs = {task.remote(str(j.input), str(j.output), opts_dict): j for j in todo}
         pending = list(refs)
