@@ -76,3 +76,14 @@ def test_ray_gives_the_same_outputs(folder, capsys):
     assert _outputs(out) == ["a.mp4", "trip/b.mp4", "trip/day2/c.mp4"]
     for rel in _outputs(out):
         assert read_spherical(out / rel) is not None
+
+
+def test_inputs_differing_only_in_suffix_get_separate_outputs(tmp_path):
+    from pano360.batch import discover_jobs
+
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    for name in ("clip.mov", "clip.mp4", "sub/other.MP4", "sub/.hidden.mp4", "readme.txt"):
+        (tmp_path / "in" / name).write_bytes(b"x")
+    jobs = discover_jobs(tmp_path / "in", tmp_path / "out")
+    assert [(j.rel, j.output.relative_to(tmp_path / "out").as_posix()) for j in jobs] == [
+        ("clip.mov", "clip.mov.mp4"), ("clip.mp4", "clip.mp4.mp4"), ("sub/other.MP4", "sub/other.mp4")]

@@ -16,7 +16,8 @@ VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".3gp", ".mts
 @dataclass(frozen=True)
 class Job:
     """One conversion: ``input`` under the batch's input folder, ``output`` at the mirrored place
-    under the output folder (``rel`` with the suffix ``.mp4``)."""
+    under the output folder (``rel`` with the suffix ``.mp4``; ``rel + ".mp4"`` when two inputs
+    would otherwise share an output)."""
 
     input: Path
     output: Path
@@ -45,7 +46,11 @@ def discover_jobs(in_dir: str | Path, out_dir: str | Path, pattern: str | None =
         elif path.suffix.lower() not in VIDEO_SUFFIXES:
             continue
         jobs.append(Job(input=path, output=dst / rel.with_suffix(".mp4"), rel=rel.as_posix()))
-    return jobs
+    # Two inputs that differ only in their suffix (clip.mov, clip.mp4) keep it in the output's name.
+    seen: dict[Path, int] = {}
+    for job in jobs:
+        seen[job.output] = seen.get(job.output, 0) + 1
+    return [Job(j.input, dst / (j.rel + ".mp4"), j.rel) if seen[j.output] > 1 else j for j in jobs]
 
 
 def is_complete(output: Path) -> bool:
