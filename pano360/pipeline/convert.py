@@ -171,6 +171,13 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
         raise UsageError(f"--hfov must be within 1..179 degrees, got {opts.hfov_deg}")
     info = validate_video_input(src)
     check_output_path(out, opts.overwrite, inputs=(src,))
+    for extra, flag in ((opts.preview, "--preview"), (opts.save_trajectory, "--save-trajectory")):
+        if extra is not None:
+            parent = Path(extra).parent if str(Path(extra).parent) else Path(".")
+            if not parent.is_dir():
+                raise UsageError(f"{flag} folder does not exist: {parent}")
+            if Path(extra).is_dir():
+                raise UsageError(f"{flag} is a folder, not a file: {extra}")
     backend_name, reason = choose_backend(opts.backend, opts.model, opts.device)
     note(f"backend: {backend_name} ({reason})", quiet)
     timings["probe"] = time.perf_counter() - t_start
