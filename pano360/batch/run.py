@@ -4,6 +4,7 @@ Ray tasks), never let one failure stop the others, and report."""
 from __future__ import annotations
 
 import json
+import os
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -33,7 +34,7 @@ def convert_one(input_path: str, output_path: str, opts_dict: dict[str, Any]) ->
         msg = "out of memory"
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
         msg = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        if __import__("os").environ.get("PANO360_DEBUG"):
+        if os.environ.get("PANO360_DEBUG"):
             msg += "\n" + traceback.format_exc()
     return {"status": "failed", "seconds": round(time.perf_counter() - t0, 2), "error": msg}
 
@@ -47,6 +48,7 @@ def _ray_run(todo: list[Job], opts_dict: dict, address: str | None, gpus_per_tas
 
         raise Pano360Error("--ray needs Ray: pip install 'pano360[ray]'") from None
     started_here = False
+    address = address or os.environ.get("RAY_ADDRESS") or None
     if not ray.is_initialized():
         if address:
             ray.init(address=address, log_to_driver=False)
