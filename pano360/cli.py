@@ -79,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pano360`` script: run the app, map failures to one line and an exit code."""
     argv = _take_debug_flag(list(sys.argv[1:] if argv is None else argv))
     try:
-        app(args=argv, standalone_mode=False)
+        # Outside standalone mode click returns a command's `typer.Exit(code)` as the value.
+        result = app(args=argv, standalone_mode=False)
+        if isinstance(result, int) and not isinstance(result, bool):
+            return result
     except _EXITS as exc:
         return int(getattr(exc, "exit_code", 0) or 0)
     except _ABORTS:

@@ -182,3 +182,19 @@ def test_debug_flag_and_unexpected_errors(bad, capsys, monkeypatch):
     monkeypatch.setattr(probe, "validate_video_input", denied)
     code, out, err = _run(["info", str(bad["text"])], capsys)
     assert code == 1 and err == f"Error: Permission denied: {bad['text']}\n"
+
+
+def test_a_commands_exit_code_reaches_the_shell():
+    """`typer.Exit(code)` inside a command is returned by main(), not swallowed as 0."""
+    import typer
+
+    from pano360 import cli
+
+    def failing() -> None:
+        raise typer.Exit(code=3)
+
+    cli.app.command("_exit_probe", hidden=True)(failing)
+    try:
+        assert cli.main(["_exit_probe"]) == 3
+    finally:
+        cli.app.registered_commands[:] = [c for c in cli.app.registered_commands if c.name != "_exit_probe"]
