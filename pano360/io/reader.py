@@ -1,4 +1,4 @@
-"""Streaming video decoding with PyAV: upright RGB frames with their presentation times."""
+"""Streaming video decoding with PyAV: upright RGB frames (or 4:2:0 planes) with their presentation times."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 
 from pano360.errors import Pano360Error
 
-__all__ = ["Frame", "iter_frames", "upright"]
+__all__ = ["Frame", "Yuv420", "iter_frames", "iter_yuv420", "upright"]
 
 
 @dataclass(frozen=True)
@@ -68,14 +68,8 @@ def _fit_width(rgb: np.ndarray, max_width: int | None) -> np.ndarray:
     return cv2.resize(rgb, (max_width, h), interpolation=cv2.INTER_AREA)
 
 
-def iter_frames(path: str | Path, max_width: int | None = None, *, max_frames: int | None = None) -> Iterator[Frame]:
-    """Decode a video one frame at a time (never the whole clip in memory).
-
-    Frames come upright (the container's display rotation applied) as 8-bit RGB whatever the
-    source's bit depth; with ``max_width`` they are downscaled (area filter) so that the upright
-    width is at most that. ``time_s`` is the frame's presentation time (``frame.time``, so
-    variable-rate clips keep their real timing) minus the first frame's. ``max_frames`` stops early.
-    """
+def _decoded(path: str | Path, max_frames: int | None) -> Iterator[tuple[int, float, av.VideoFrame]]:
+    """The one decode loop: ``(index, time_s, frame)`` in presentation order, ``time_s`` from 0."""
     try:
         container = av.open(str(path))
     except FileNotFoundError:
@@ -97,8 +91,6 @@ def iter_frames(path: str | Path, max_width: int | None = None, *, max_frames: i
         last_t = None
         try:
             for frame in container.decode(stream):
-                rotation = int(round(frame.rotation or 0)) % 360
-                rgb = _fit_width(upright(_to_rgb(frame), rotation), max_width)
                 if frame.time is not None:
                     t = float(frame.time)
                 else:  # no timestamp: continue on the nominal rate
@@ -106,7 +98,7 @@ def iter_frames(path: str | Path, max_width: int | None = None, *, max_frames: i
                 if t0 is None:
                     t0 = t
                 last_t = t
-                yield Frame(index=index, time_s=t - t0, rgb=rgb)
+                yield index, t - t0, frame
                 index += 1
                 if max_frames is not None and index >= max_frames:
                     return
@@ -114,3 +106,46 @@ def iter_frames(path: str | Path, max_width: int | None = None, *, max_frames: i
             raise Pano360Error(f"cannot decode {path} at frame {index} (damaged or truncated): {exc}") from None
         if index == 0:
             raise Pano360Error(f"no decodable video frames in {path}")
+
+
+def iter_frames(path: str | Path, max_width: int | None = None, *, max_frames: int | None = None) -> Iterator[Frame]:
+    """Decode a video one frame at a time (never the whole clip in memory).
+
+    Frames come upright (the container's display rotation applied) as 8-bit RGB whatever the
+    source's bit depth; with ``max_width`` they are downscaled (area filter) so that the upright
+    width is at most that. ``time_s`` is the frame's presentation time (``frame.time``, so
+    variable-rate clips keep their real timing) minus the first frame's. ``max_frames`` stops early.
+    """
+    for index, t, frame in _decoded(path, max_frames):
+        rotation = int(round(frame.rotation or 0)) % 360
+        yield Frame(index=index, time_s=t, rgb=_fit_width(upright(_to_rgb(frame), rotation), max_width))
+
+
+@dataclass(frozen=True)
+class Yuv420:
+    """One decoded frame as 8-bit 4:2:0 planes: ``y (H, W)``, ``u, v (H/2, W/2)`` uint8, upright."""
+
+    index: int
+    time_s: float
+    y: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+
+
+def _planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if frame.format.name != "yuv420p":
+        frame = frame.reformat(format="yuv420p")
+    # Views of the decoder's buffers (rows may be padded to line_size); they keep the frame alive.
+    y, u, v = (np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, :p.width] for p in frame.planes[:3])
+    rotation = int(round(frame.rotation or 0)) % 360
+    if rotation:
+        y, u, v = (upright(p, rotation) for p in (y, u, v))
+    return y, u, v
+
+
+def iter_yuv420(path: str | Path, max_frames: int | None = None) -> Iterator[Yuv420]:
+    """Decode a video as upright 8-bit 4:2:0 planes (no RGB conversion; for 4K 360 work), streaming."""
+    for index, t, frame in _decoded(path, max_frames):
+        if frame.width % 2 or frame.height % 2:
+            raise Pano360Error(f"video size must be even, got {frame.width}x{frame.height}: {path}")
+        yield Yuv420(index, t, *_planes(frame))

@@ -156,7 +156,7 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
     from pano360.io.probe import validate_video_input
     from pano360.io.reader import iter_frames
     from pano360.io.spherical import spherical_output
-    from pano360.pipeline.encode import I420Writer
+    from pano360.io.writer import VideoWriter
     from pano360.pipeline.orient import ORIENTATIONS, follow_shifts, heading_deg
     from pano360.pipeline.threads import prefetch
 
@@ -237,7 +237,7 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
             filled = backend.fill(prefetch(canvas_from_placement(p) for p in placements()))
         n_written = 0
         with spherical_output(out, overwrite=opts.overwrite) as tmp:
-            with I420Writer(tmp, width, height, info.fps, crf=opts.crf, preset=opts.preset, audio_from=src) as writer:
+            with VideoWriter(tmp, width, height, info.fps, crf=opts.crf, preset=opts.preset, audio_from=src) as writer:
                 for i, rgb in enumerate(filled):
                     if shifts is not None:
                         rgb = np.roll(rgb, -int(shifts[min(i, len(shifts) - 1)]), axis=1)

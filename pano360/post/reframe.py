@@ -14,76 +14,23 @@ from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import av
-import cv2
 import numpy as np
 
 from pano360.errors import Pano360Error
+from pano360.io.reader import Yuv420, iter_yuv420
 from pano360.io.writer import VideoWriter
 from pano360.post.viewmap import sample, view_map
 
-__all__ = ["CameraFn", "Yuv420", "iter_yuv420", "render_yuv420", "reframe_video", "ReframeResult",
+__all__ = ["CameraFn", "render_yuv420", "reframe_video", "ReframeResult",
            "fixed_camera", "keyframe_camera", "follow_camera", "adjusted_camera"]
 
 # times (N,) seconds -> (R (N, 3, 3) camera to world, hfov (N,) degrees)
 CameraFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 _BLACK = (16, 128, 128)  # limited-range black in Y, U, V
-
-
-@dataclass(frozen=True)
-class Yuv420:
-    """One decoded frame as 8-bit 4:2:0 planes: ``y (H, W)``, ``u, v (H/2, W/2)`` uint8."""
-
-    index: int
-    time_s: float
-    y: np.ndarray
-    u: np.ndarray
-    v: np.ndarray
-
-
-def _planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    if frame.format.name != "yuv420p":
-        frame = frame.reformat(format="yuv420p")
-    # Views of the decoder's buffers (rows may be padded to line_size); they keep the frame alive.
-    y, u, v = (np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, :p.width] for p in frame.planes[:3])
-    rot = int(round(getattr(frame, "rotation", 0) or 0)) % 360
-    if rot:
-        code = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}.get(rot)
-        if code is None:
-            raise Pano360Error(f"unsupported display rotation of {rot} degrees")
-        y, u, v = (cv2.rotate(p, code) for p in (y, u, v))
-    return y, u, v
-
-
-def iter_yuv420(path: str | Path, max_frames: int | None = None) -> Iterator[Yuv420]:
-    """Decode a video as 4:2:0 planes with presentation times from 0 (upright, streaming)."""
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as exc:
-        raise Pano360Error(f"cannot open video {path}: {exc}") from None
-    with container:
-        if not container.streams.video:
-            raise Pano360Error(f"no video stream in {path}")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        rate = float(stream.average_rate or 30)
-        t0 = None
-        index = 0
-        try:
-            for frame in container.decode(stream):
-                if frame.width % 2 or frame.height % 2:
-                    raise Pano360Error(f"video size must be even, got {frame.width}x{frame.height}: {path}")
-                t = frame.time if frame.time is not None else index / rate
-                t0 = t if t0 is None else t0
-                yield Yuv420(index, float(t - t0), *_planes(frame))
-                index += 1
-                if max_frames is not None and index >= max_frames:
-                    return
-        except av.error.FFmpegError as exc:
-            raise Pano360Error(f"cannot decode {path} at frame {index}: {exc}") from None
 
 
 def render_yuv420(frame: Yuv420, R: np.ndarray, hfov_deg: float, projection: str, width: int, height: int,
@@ -99,28 +46,6 @@ def render_yuv420(frame: Yuv420, R: np.ndarray, hfov_deg: float, projection: str
     sample(frame.u, chroma, _BLACK[1], out=flat[n:n + c].reshape(height // 2, width // 2))
     sample(frame.v, chroma, _BLACK[2], out=flat[n + c:].reshape(height // 2, width // 2))
     return out, luma.exact
-
-
-class _Yuv420Writer(VideoWriter):
-    """VideoWriter that also takes packed yuv420p frames (no RGB round trip).
-
-    Uses the writer's encoder, timestamps and audio interleaving; belongs in ``io/writer.py`` as a
-    public method (asked of its owner).
-    """
-
-    def write_yuv420(self, packed: np.ndarray) -> None:
-        if packed.shape != (self.height * 3 // 2, self.width) or packed.dtype != np.uint8:
-            raise ValueError(f"frame must be ({self.height * 3 // 2}, {self.width}) uint8, got {packed.shape}")
-        frame = av.VideoFrame.from_ndarray(packed, format="yuv420p")
-        frame.pts = self.frames_written
-        frame.time_base = self._time_base
-        try:
-            for packet in self._stream.encode(frame):
-                self._container.mux(packet)
-        except av.error.FFmpegError as exc:
-            raise Pano360Error(f"encoding {self.path} failed: {exc}") from None
-        self.frames_written += 1
-        self._audio_until(self.frames_written / float(self.fps))
 
 
 @dataclass(frozen=True)
@@ -183,7 +108,7 @@ def reframe_video(src: str | Path, dst: str | Path, camera: CameraFn, projection
     reader.start()
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool, \
-                _Yuv420Writer(dst, width, height, fps, codec=codec, crf=crf, preset=preset,
+                VideoWriter(dst, width, height, fps, codec=codec, crf=crf, preset=preset,
                               audio_from=src if audio else None) as writer:
             pending: deque = deque()
             while True:

@@ -114,7 +114,8 @@ def render_corrected(src: str | Path, dst: str | Path, M: np.ndarray, fps: float
     decoder's 4:2:0 planes (no RGB round trip), rendering on ``workers`` threads while encoding."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from pano360.post.reframe import _Yuv420Writer, iter_yuv420
+    from pano360.io.reader import iter_yuv420
+    from pano360.io.writer import VideoWriter
 
     M = check_rotations(M)
     written = 0
@@ -125,7 +126,7 @@ def render_corrected(src: str | Path, dst: str | Path, M: np.ndarray, fps: float
             for f in iter_yuv420(src):
                 if writer is None:
                     h, w = f.y.shape
-                    writer = _Yuv420Writer(dst, w, h, fps, crf=crf, audio_from=src if audio else None)
+                    writer = VideoWriter(dst, w, h, fps, crf=crf, audio_from=src if audio else None)
                 pending.append(pool.submit(_rotate_yuv420, f, M[min(f.index, len(M) - 1)]))
                 while len(pending) > workers + 1:
                     writer.write_yuv420(pending.popleft().result())
