@@ -167,9 +167,9 @@ def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg
     if loops:
         R0 = _rebase_segments(ba.R, segments, loops, w, h, focal_from_hfov(w, ba.hfov_deg))
         ba = adjust(links + loops, R0, w, h, ba.hfov_deg, solve_focal=solve_focal, priors=restarts)
-    linked = {lk.b for lk in loops} | {lk.a for lk in loops}
+    anchored = {int(segments[lk.b]) for lk in loops if segments[lk.a] < segments[lk.b]}
     for k in restarts:
-        if int(k) not in linked:
+        if int(segments[k]) not in anchored:
             warnings.append(f"frame {kfs[k].frame}: tracking broke (a cut to another scene, or motion too fast to follow) and the view "
                             f"was not recognised again; rotations from there on continue from the frame before and may be off")
     # 3. Every frame; then the rolling shutter's readout measured and, when it shows, undone.
@@ -193,7 +193,7 @@ def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg
     stats["backend_s"] = time.perf_counter() - t0
     stats["ba_rms_px"] = ba.rms_px
     if not ok.all():
-        warnings.append(f"frames {_fmt_ranges(_ranges(np.flatnonzero(~ok)))}: nothing to track (black, blank or featureless); rotations interpolated")
+        warnings.append(f"frames {_fmt_ranges(_ranges(np.flatnonzero(~ok)))}: nothing to track (black, blank or featureless, or only something moving on its own); rotations interpolated")
     inliers = np.array([obs.inliers for obs in frames], np.int64)
     weak = ok & (inliers < LOW_CONFIDENCE_INLIERS)
     if weak.any():
