@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pano360.post.metrics import seam_ratio
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("PANO360_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
@@ -63,14 +65,6 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 99.0 if mse <= 1e-12 else 10.0 * np.log10(255.0 ** 2 / mse)
 
 
-def seam_ratio(rgb: np.ndarray) -> float:
-    """mean |col 0 - col W-1| over the mean |col j - col j+1| of the frame."""
-    f = rgb.astype(np.float32)
-    seam = float(np.abs(f[:, 0] - f[:, -1]).mean())
-    neigh = float(np.abs(np.diff(f, axis=1)).mean())
-    return seam / max(neigh, 1e-6)
-
-
 def evaluate(out_path: Path, truth: np.ndarray, traj, clip_size: tuple[int, int], samples: int = 12) -> dict:
     """Fidelity numbers of an output video against the true world panorama (same size)."""
     from pano360.generate.mosaic_place import feather_alpha, place_frame
@@ -90,7 +84,7 @@ def evaluate(out_path: Path, truth: np.ndarray, traj, clip_size: tuple[int, int]
     seams, blacks = [], []
     truth_y = _luma(truth)
     for index, rgb in _decode(out_path):
-        seams.append(seam_ratio(rgb))
+        seams.append(seam_ratio(rgb, band=None))  # the issue's whole-frame definition
         blacks.append(float((rgb.max(axis=2) <= 2).mean() * 100.0))
         if index not in pick or index >= n:
             continue

@@ -18,6 +18,7 @@ from pano360.cli import main
 from pano360.generate.mosaic import MosaicBackend
 from pano360.generate.mosaic_place import place_frame
 from pano360.io.reader import iter_frames
+from pano360.post.metrics import seam_ratio
 from pano360.project.remap import rotate_erp
 from pano360.trajectory import Trajectory
 from tests.conftest import shared_file
@@ -34,11 +35,6 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a - b) ** 2))
     return 99.0 if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
-
-
-def _seam_ratio(rgb: np.ndarray) -> float:
-    f = rgb.astype(np.float32)
-    return float(np.abs(f[:, 0] - f[:, -1]).mean() / max(np.abs(np.diff(f, axis=1)).mean(), 1e-6))
 
 
 def _decode_i420(path):
@@ -106,7 +102,7 @@ def test_output_matches_the_true_panorama(rendered, converted):
     alpha = MosaicBackend().frame_alpha(CLIP_W, CLIP_H)
     cur_db, seen_db = [], []
     for i, rgb in enumerate(_decode_i420(out)):
-        assert _seam_ratio(rgb) <= 1.5
+        assert seam_ratio(rgb, band=None) <= 1.5
         assert (rgb.max(axis=2) <= 2).mean() == 0.0
         if i % 6:
             continue

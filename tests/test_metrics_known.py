@@ -41,6 +41,7 @@ def test_a_cut_panorama_has_a_visible_seam(pano):
 
     cut = cv2.resize(pano[:, : 3 * w // 4], (w, w // 2), interpolation=cv2.INTER_AREA)
     assert seam_ratio(cut) > 3.0 * seam_ratio(pano)
+    assert seam_ratio(cut, band=None) > 3.0 * seam_ratio(pano, band=None)
     assert lr_consistency(cut) < lr_consistency(pano)  # measured 0.966 vs 0.994
     flat = np.full((8, 16, 3), 77, np.uint8)
     assert seam_ratio(flat) == 1.0 and lr_consistency(flat) == pytest.approx(1.0)
@@ -98,7 +99,8 @@ def test_metrics_json_on_a_still_video_and_a_mask(pano, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["frames"] == 4
     assert all(out["motion"][k] < 0.05 for k in ("front", "right", "back", "left", "mean"))
-    assert out["seam_ratio"]["mean"] == pytest.approx(1.0, abs=0.2)
+    assert out["seam_ratio_local"]["mean"] == pytest.approx(1.0, abs=0.2)
+    assert out["seam_ratio"]["mean"] == pytest.approx(seam_ratio(small, band=None), abs=0.3)  # whole-picture definition
     assert out["lr_consistency"]["mean"] > 0.99
     assert out["coverage"] == {"source": "mask", "share": 0.5}
 

@@ -63,7 +63,7 @@ def command(
             raise Pano360Error(f"mask must be 2:1 like an ERP, got {img.shape[1]}x{img.shape[0]}: {mask}")
         coverage = {"source": "mask", "share": round(sphere_share(img > 127), 5)}
 
-    lr, seam = [], []
+    lr, seam, seam_local = [], [], []
     motion = MotionMeter()
     total = min(info.frame_count, max_frames) if max_frames else info.frame_count
     with stage_progress(progress_enabled(quiet, json_output)) as progress:
@@ -71,7 +71,8 @@ def command(
         for f in iter_frames(video, max_frames=max_frames):
             rgb = first_eye(f.rgb, stereo)
             lr.append(lr_consistency(rgb))
-            seam.append(seam_ratio(rgb))
+            seam.append(seam_ratio(rgb, band=None))
+            seam_local.append(seam_ratio(rgb))
             small = rgb
             if small.shape[1] > motion_width:
                 small = cv2.resize(small, (motion_width, motion_width // 2), interpolation=cv2.INTER_AREA)
@@ -79,12 +80,15 @@ def command(
             progress.update(task, completed=len(lr))
     if not lr:
         raise Pano360Error(f"no frames decoded from {video}")
-    lr_a, seam_a = np.array(lr), np.array(seam)
+    lr_a, seam_a, local_a = np.array(lr), np.array(seam), np.array(seam_local)
     result = {
         "video": str(video), "frames": len(lr), "width": info.width, "height": info.height,
         "stereo": stereo, "measured": "left eye" if stereo != "none" else "frame",
         "lr_consistency": {"mean": round(float(lr_a.mean()), 5), "min": round(float(lr_a.min()), 5)},
+        # seam_ratio: over every neighbouring column pair (PanoLora's definition);
+        # seam_ratio_local: over the pairs near the seam only (steadier, see post.metrics.seam_ratio)
         "seam_ratio": {"mean": round(float(seam_a.mean()), 4), "max": round(float(seam_a.max()), 4)},
+        "seam_ratio_local": {"mean": round(float(local_a.mean()), 4), "max": round(float(local_a.max()), 4)},
         "motion": {k: (None if v is None else round(v, 4)) for k, v in motion.means().items()},
         "motion_view_px": max(16, min(rgb.shape[1], motion_width) // 4),
         "coverage": coverage,
@@ -97,7 +101,8 @@ def command(
         f"video:           {video} ({len(lr)} frames, {info.width}x{info.height}"
         f"{', stereo ' + stereo + ', left eye measured' if stereo != 'none' else ''})",
         f"LR consistency:  {result['lr_consistency']['mean']:.4f} (min {result['lr_consistency']['min']:.4f})",
-        f"seam ratio:      {result['seam_ratio']['mean']:.3f} (max {result['seam_ratio']['max']:.3f})",
+        f"seam ratio:      {result['seam_ratio']['mean']:.3f} (max {result['seam_ratio']['max']:.3f}); "
+        f"near the seam {result['seam_ratio_local']['mean']:.3f} (max {result['seam_ratio_local']['max']:.3f})",
         "motion (px/frame, views of %d px): %s" % (result["motion_view_px"], "n/a (one frame)" if m["mean"] is None else
                                                    ", ".join(f"{k} {m[k]:.3f}" for k in ("front", "right", "back", "left", "mean"))),
     ]
