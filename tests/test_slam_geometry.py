@@ -97,3 +97,11 @@ def test_35mm_equivalent_fov_of_a_16_9_video():
     # 2202.9 px diagonal, so 2 atan(960 / 1323.7) = 71.9 deg across, 2 atan(540 / 1323.7) = 44.4 in portrait.
     assert abs(hfov_from_35mm(26.0, 1920, 1080) - 71.9) < 0.05
     assert abs(hfov_from_35mm(26.0, 1080, 1920) - 44.4) < 0.05
+
+
+@pytest.mark.parametrize("name", ["pano360.slam.geometry", "pano360.slam.metadata", "pano360.synth.camera_path"])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    assert doctest.testmod(importlib.import_module(name)).failed == 0
