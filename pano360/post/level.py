@@ -3,47 +3,34 @@
 A straight 3-D line seen from the centre of the sphere spans a plane through it; its normal
 ``n = r1 x r2`` (the bearings of two of its points) is perpendicular to the line. Vertical lines
 (walls, posts, trunks) all have normals perpendicular to up, so up is the direction most normals
-are perpendicular to. Segments come from OpenCV's line segment detector on the six cube faces
-(where straight lines stay straight); a 2-normal RANSAC restricted to ``max_tilt_deg`` around the
+are perpendicular to. Segments come from :func:`pano360.slam.level.line_normals` (OpenCV's line
+segment detector) on the six cube faces (where straight lines stay straight); a 2-normal RANSAC restricted to ``max_tilt_deg`` around the
 frame's own -y keeps horizontal vanishing directions out, and a weighted least-squares fit (the
 smallest eigenvector of ``sum w n n^T``) finishes.
 """
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from pano360.post.sphere_motion import CUBE_FACES
-from pano360.project.camera import focal_from_hfov
 from pano360.project.remap import erp_to_persp
+from pano360.slam.level import line_normals as frame_line_normals
 
 __all__ = ["line_normals", "up_from_normals", "estimate_up"]
 
 
 def line_normals(gray: np.ndarray, face_size: int | None = None, min_len_frac: float = 0.08) -> tuple[np.ndarray, np.ndarray]:
     """Plane normals ``(N, 3)`` (camera axes of the ERP frame) and lengths ``(N,)`` in face pixels of
-    the straight segments of a gray ERP ``(H, 2H) uint8``."""
+    the straight segments (at least ``min_len_frac`` of a face side) of a gray ERP ``(H, 2H) uint8``."""
     size = int(face_size or max(64, gray.shape[1] // 4))
-    f = focal_from_hfov(size, 90.0)
-    c = size / 2.0 - 0.5
-    lsd = cv2.createLineSegmentDetector()
     normals, lengths = [], []
     for F in CUBE_FACES:
-        face = erp_to_persp(gray, F, 90.0, size, size)
-        lines = lsd.detect(face)[0]
-        if lines is None:
-            continue
-        seg = lines.reshape(-1, 4).astype(np.float64)
-        length = np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1])
-        seg, length = seg[length >= min_len_frac * size], length[length >= min_len_frac * size]
-        if not len(seg):
-            continue
-        r1 = np.stack([(seg[:, 0] - c) / f, (seg[:, 1] - c) / f, np.ones(len(seg))], 1) @ F.T
-        r2 = np.stack([(seg[:, 2] - c) / f, (seg[:, 3] - c) / f, np.ones(len(seg))], 1) @ F.T
-        n = np.cross(r1, r2)
-        normals.append(n / np.linalg.norm(n, axis=1, keepdims=True))
-        lengths.append(length)
+        # slam.level measures the length against the picture's diagonal; a face's is size * sqrt(2)
+        n, length = frame_line_normals(erp_to_persp(gray, F, 90.0, size, size), 90.0, min_len_frac / np.sqrt(2.0))
+        if len(n):
+            normals.append(n @ F.T)
+            lengths.append(length)
     if not normals:
         return np.zeros((0, 3)), np.zeros(0)
     return np.concatenate(normals), np.concatenate(lengths)
