@@ -12,7 +12,7 @@ import numpy as np
 
 from pano360.errors import Pano360Error
 
-__all__ = ["Frame", "Yuv420", "iter_frames", "iter_yuv420", "upright"]
+__all__ = ["Frame", "Yuv420", "iter_frames", "iter_gray", "iter_yuv420", "upright"]
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,23 @@ def iter_frames(path: str | Path, max_width: int | None = None, *, max_frames: i
     for index, t, frame in _decoded(path, max_frames):
         rotation = int(round(frame.rotation or 0)) % 360
         yield Frame(index=index, time_s=t, rgb=_fit_width(upright(_to_rgb(frame), rotation), max_width))
+
+
+def iter_gray(path: str | Path, size: tuple[int, int] | None = None, *,
+              max_frames: int | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
+    """Upright 8-bit luma frames ``(index, time_s, gray (h, w))``, at the upright ``size = (w, h)``.
+
+    Luma is scaled (area filter) by swscale straight from the decoder's planes, skipping a full-size
+    RGB frame: twice the decoding speed at 1280x720 for tracking at 640 px.
+    """
+    for index, t, frame in _decoded(path, max_frames):
+        rotation = int(round(frame.rotation or 0)) % 360
+        if size is None:
+            gray = frame.to_ndarray(format="gray")
+        else:
+            w, h = (size[1], size[0]) if rotation in (90, 270) else size
+            gray = frame.to_ndarray(format="gray", width=w, height=h, interpolation="AREA")
+        yield index, t, upright(gray, rotation)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from scipy.optimize import least_squares
 from scipy.sparse import coo_matrix
 
 from pano360.project.camera import focal_from_hfov, hfov_from_focal
-from pano360.project.rotation import matrix_to_rotvec, rotvec_to_matrix
+from pano360.project.rotation import rotvec_to_matrix
 from pano360.slam.geometry import pixels_to_rays, right_jacobian, skew
 from pano360.slam.links import Link
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from pano360.errors import Pano360Error
 from pano360.project.camera import focal_from_hfov
-from pano360.project.rotation import interpolate_rotations, rotation_angle_deg
+from pano360.project.rotation import interpolate_rotations
 from pano360.slam.bundle import adjust, search_hfov
 from pano360.slam.frontend import FrameObs, Tracker, TrackerConfig
 from pano360.slam.geometry import best_rotation, pixels_to_rays
@@ -277,37 +277,11 @@ def estimate_rotations(frames: Iterable[np.ndarray], times: Iterable[float], wid
 
 
 def _frames_of(path: Path, work: tuple[int, int]) -> Iterator[tuple[float, np.ndarray]]:
-    """Upright gray frames at the work size with their times, as ``iter_frames`` would give them.
+    """Upright gray frames at the work size ``(w, h)`` with their times (luma only: tracking needs no colour)."""
+    from pano360.io.reader import iter_gray
 
-    Tracking needs only luma at 640 px: asking swscale for gray at that size straight from the
-    decoder's YUV skips the full-size RGB frame (twice the decoding speed at 1280x720). Times and
-    display rotation follow :func:`pano360.io.reader.iter_frames`.
-    """
-    import av
-
-    from pano360.io.reader import upright
-
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as exc:
-        raise Pano360Error(f"cannot open video {path}: {exc}") from None
-    with container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        rate = float(stream.average_rate or stream.guessed_rate or 30)
-        index, t0, last_t = 0, None, None
-        try:
-            for frame in container.decode(stream):
-                rotation = int(round(frame.rotation or 0)) % 360
-                w, h = (work[1], work[0]) if rotation in (90, 270) else work
-                gray = upright(frame.to_ndarray(format="gray", width=w, height=h, interpolation="AREA"), rotation)
-                t = float(frame.time) if frame.time is not None else ((last_t + 1.0 / rate) if last_t is not None else 0.0)
-                t0 = t if t0 is None else t0
-                last_t = t
-                yield t - t0, gray
-                index += 1
-        except av.error.FFmpegError as exc:
-            raise Pano360Error(f"cannot decode {path} at frame {index} (damaged or truncated): {exc}") from None
+    for _, t, gray in iter_gray(path, work):
+        yield t, gray
 
 
 def track_clip(path: str | Path, hfov_deg: float | None = None, progress: Callable[[int], None] | None = None,
