@@ -125,7 +125,7 @@ def test_current_frame_pixels_are_exact_and_the_rest_only_changes_where_frames_a
     traj = rendered["traj"]
     frames = [(f.index, f.time_s, f.rgb) for f in iter_frames(rendered["clip"])]
     backend = MosaicBackend(bg_width=256)
-    backend.prepare(iter(frames), lambda i, t: traj.R[i], HFOV, len(frames))
+    backend.prepare(iter(frames), lambda i, t: traj.R[i], HFOV)
     alpha = backend.frame_alpha(CLIP_W, CLIP_H)
     placements = [place_frame(rgb, traj.R[i], HFOV, W_OUT, alpha) for i, _, rgb in frames]
     outs = list(backend.fill_placed(iter(placements)))

@@ -234,3 +234,22 @@ def test_writer_keeps_variable_frame_times(tmp_path):
     with VideoWriter(tmp_path / "cfr.mp4", W, H, 25, preset="ultrafast") as w:
         with pytest.raises(ValueError, match="vfr"):
             w.write(np.zeros((H, W, 3), np.uint8), time_s=0.5)
+
+
+def test_every_yields_only_the_multiples_with_their_own_times(tmp_path):
+    """iter_frames(every=k) gives exactly frames 0, k, 2k, ... with the same times and pixels as a full decode."""
+    import numpy as np
+
+    from pano360.io.reader import iter_frames
+    from pano360.io.writer import VideoWriter
+
+    path = tmp_path / "ramp.mp4"
+    with VideoWriter(path, 64, 48, 10, crf=0, preset="ultrafast") as w:
+        for i in range(10):
+            w.write(np.full((48, 64, 3), 20 * i, np.uint8))
+    full = list(iter_frames(path))
+    some = list(iter_frames(path, every=3))
+    assert [f.index for f in some] == [0, 3, 6, 9]
+    for f in some:
+        assert f.time_s == full[f.index].time_s
+        assert np.array_equal(f.rgb, full[f.index].rgb)

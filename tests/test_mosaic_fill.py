@@ -74,7 +74,7 @@ def test_exposure_gains_follow_the_auto_exposure():
     traj = relative_trajectory(t, R, 65.0, 240, 135)
     swing = 0.2
     frames = render_frames(erp, t, R, 65.0, 240, 135, Degradations(exposure_swing=swing), np.random.default_rng(7))
-    bg = build_background(((i, float(t[i]), f) for i, f in enumerate(frames)), lambda i, _: traj.R[i], 65.0, len(t),
+    bg = build_background(((i, float(t[i]), f) for i, f in enumerate(frames)), lambda i, _: traj.R[i], 65.0,
                           bg_width=512, step=1)
     phase = np.random.default_rng(7).uniform(0, 2 * np.pi)
     true = 1.0 + swing * np.sin(2 * np.pi * t / 3.0 + phase)

@@ -78,30 +78,32 @@ def _centre_weight(width: int, height: int) -> np.ndarray:
 
 
 def build_background(frames: Iterable[tuple[int, float, np.ndarray]], rotation_at: Callable[[int, float], np.ndarray],
-                     hfov_deg: float, n_frames: int, bg_width: int = 1024, step: int = 3,
-                     progress: Callable[[int], None] | None = None) -> Background:
+                     hfov_deg: float, bg_width: int = 1024, step: int = 3,
+                     progress: Callable[[int], None] | None = None, times: np.ndarray | None = None) -> Background:
     """Pass 1: the full-clip background mosaic, exposure gains and what was seen.
 
-    ``frames`` yields ``(index, time_s, rgb)`` in order (every frame; those between samples are only
-    counted); ``rotation_at(index, time_s)`` gives the camera-to-world ``R``. ``bg_width`` should be a
-    power of two times 16 (1024, 2048) for the pyramid fill.
+    ``frames`` yields ``(index, time_s, rgb)`` in order: every frame (those between samples are only
+    counted), or only every ``step``-th one when ``times`` gives every frame's time (the
+    trajectory's), which spares converting the frames in between. ``rotation_at(index, time_s)``
+    gives the camera-to-world ``R``. ``bg_width`` should be a power of two times 16 (1024, 2048)
+    for the pyramid fill.
     """
     bh = bg_width // 2
     acc = np.zeros((bh, bg_width, 3), np.float32)
     accw = np.zeros((bh, bg_width), np.float32)
     samples_t: list[float] = []
     samples_g: list[float] = []
-    times = np.zeros(max(n_frames, 1))
+    seen_index: list[int] = []
+    seen_time: list[float] = []
     last_gain = 1.0
     count = 0
     weight = None
     for index, time_s, rgb in frames:
-        if index >= len(times):
-            times = np.concatenate([times, np.zeros(len(times))])
-        times[index] = time_s
-        count = index + 1
+        seen_index.append(index)
+        seen_time.append(time_s)
         if progress is not None:
-            progress(1)
+            progress(index + 1 - count)
+        count = index + 1
         if index % step:
             continue
         h, w = rgb.shape[:2]
@@ -138,7 +140,9 @@ def build_background(frames: Iterable[tuple[int, float, np.ndarray]], rotation_a
         for erp_cols, box_cols in pieces:
             acc[rows, erp_cols] += contrib[:, box_cols]
             accw[rows, erp_cols] += a[:, box_cols]
-    times = times[:count]
+    if times is None:
+        times = np.interp(np.arange(count), seen_index, seen_time) if count else np.zeros(0)
+    times = np.asarray(times, dtype=np.float64)
     seen = accw > 1e-3
     mean = acc / np.maximum(accw, 1e-6)[..., None]
     # Known pixels keep their average; the edge of what was seen (where the centre-weighted
@@ -212,9 +216,11 @@ class MosaicBackend:
         self.background: Background | None = None
 
     def prepare(self, frames: Iterable[tuple[int, float, np.ndarray]], rotation_at: Callable[[int, float], np.ndarray],
-                hfov_deg: float, n_frames: int, progress: Callable[[int], None] | None = None) -> Background:
+                hfov_deg: float, progress: Callable[[int], None] | None = None,
+                times: np.ndarray | None = None) -> Background:
         """Pass 1 over the clip (see :func:`build_background`); keeps and returns the background."""
-        self.background = build_background(frames, rotation_at, hfov_deg, n_frames, self.bg_width, self.step, progress)
+        self.background = build_background(frames, rotation_at, hfov_deg, self.bg_width, self.step, progress,
+                                           times)
         return self.background
 
     def frame_alpha(self, width: int, height: int) -> np.ndarray:

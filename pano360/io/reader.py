@@ -108,15 +108,22 @@ def _decoded(path: str | Path, max_frames: int | None) -> Iterator[tuple[int, fl
             raise Pano360Error(f"no decodable video frames in {path}")
 
 
-def iter_frames(path: str | Path, max_width: int | None = None, *, max_frames: int | None = None) -> Iterator[Frame]:
+def iter_frames(path: str | Path, max_width: int | None = None, *, max_frames: int | None = None,
+                every: int = 1) -> Iterator[Frame]:
     """Decode a video one frame at a time (never the whole clip in memory).
 
     Frames come upright (the container's display rotation applied) as 8-bit RGB whatever the
     source's bit depth; with ``max_width`` they are downscaled (area filter) so that the upright
     width is at most that. ``time_s`` is the frame's presentation time (``frame.time``, so
     variable-rate clips keep their real timing) minus the first frame's. ``max_frames`` stops early.
+    With ``every = k`` only frames whose index is a multiple of ``k`` are converted and yielded
+    (the others are still decoded, as they must be, but never turned into RGB).
     """
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
     for index, t, frame in _decoded(path, max_frames):
+        if index % every:
+            continue
         rotation = int(round(frame.rotation or 0)) % 360
         yield Frame(index=index, time_s=t, rgb=_fit_width(upright(_to_rgb(frame), rotation), max_width))
 

@@ -208,8 +208,11 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
         t0 = time.perf_counter()
         if hasattr(backend, "prepare"):
             task = prog.add_task("mosaic", total=n_est)
-            frames = prefetch((f.index, f.time_s, f.rgb) for f in iter_frames(src))
-            backend.prepare(frames, rotation_at, traj.hfov_deg, n_est, progress=lambda k: prog.advance(task, k))
+            # Only the frames the background samples are converted; their times come from the trajectory.
+            step = int(getattr(backend, "step", 1))
+            frames = prefetch((f.index, f.time_s, f.rgb) for f in iter_frames(src, every=step))
+            backend.prepare(frames, rotation_at, traj.hfov_deg, progress=lambda k: prog.advance(task, k),
+                            times=traj.time_s)
             prog.update(task, completed=prog.tasks[task].total)
         timings["mosaic"] = time.perf_counter() - t0
 
