@@ -158,7 +158,7 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
     from pano360.io.spherical import spherical_output
     from pano360.io.writer import VideoWriter
     from pano360.pipeline.orient import ORIENTATIONS, follow_shifts, heading_deg
-    from pano360.pipeline.threads import prefetch
+    from pano360.prefetch import prefetch
 
     t_start = time.perf_counter()
     timings: dict[str, float] = {}

@@ -279,8 +279,10 @@ def estimate_rotations(frames: Iterable[np.ndarray], times: Iterable[float], wid
 def _frames_of(path: Path, work: tuple[int, int]) -> Iterator[tuple[float, np.ndarray]]:
     """Upright gray frames at the work size ``(w, h)`` with their times (luma only: tracking needs no colour)."""
     from pano360.io.reader import iter_gray
+    from pano360.prefetch import prefetch
 
-    for _, t, gray in iter_gray(path, work):
+    # Decoding and scaling run on the other core while the tracker works (both release the GIL).
+    for t, gray in prefetch(((t, gray) for _, t, gray in iter_gray(path, work)), depth=4):
         yield t, gray
 
 

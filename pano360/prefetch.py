@@ -1,4 +1,4 @@
-"""Run a producer (decode + placement) in a thread beside the consumer (compositing + encoding).
+"""Run a producer (decoding, placement) in a thread beside its consumer (tracking, compositing, encoding).
 
 PyAV, OpenCV and large numpy operations release the GIL, so on two cores the stages overlap.
 """
