@@ -15,7 +15,8 @@ from pano360.io.writer import VideoWriter
 from pano360.project.erp import dirs_to_uv
 from pano360.train.objective import flow_loss, latitude_weights, noisy_latents, shift_sigmas
 from pano360.train.sample import make_sample, sample_camera, view_size
-from pano360.train.videos import find_videos, read_erp_clip, split_eye
+from pano360.io.stereo import split_eye
+from pano360.train.videos import find_videos, read_erp_clip
 
 
 def _erp(name: str, width: int) -> np.ndarray:

@@ -33,12 +33,11 @@ def first_eye(rgb, stereo: str):
     back to 2:1 when the layout squeezed it; a mono frame is returned as is."""
     import cv2
 
-    if stereo == "top-bottom":
-        eye = rgb[: rgb.shape[0] // 2]
-    elif stereo == "left-right":
-        eye = rgb[:, : rgb.shape[1] // 2]
-    else:
+    from pano360.io.stereo import split_eye
+
+    if stereo not in ("top-bottom", "left-right"):
         return rgb
+    eye = split_eye(rgb, stereo)
     w = eye.shape[1] - eye.shape[1] % 2
     if eye.shape[:2] != (w // 2, w):
         eye = cv2.resize(eye, (w, w // 2), interpolation=cv2.INTER_LINEAR)

@@ -17,8 +17,9 @@ import cv2
 import numpy as np
 
 from pano360.errors import Pano360Error
+from pano360.io.stereo import split_eye
 
-__all__ = ["VIDEO_SUFFIXES", "TrainVideo", "find_videos", "split_eye", "read_erp_clip"]
+__all__ = ["VIDEO_SUFFIXES", "TrainVideo", "find_videos", "read_erp_clip"]
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")
 _ASPECT_TOL = 0.02
@@ -36,22 +37,6 @@ class TrainVideo:
     eye_width: int
     eye_height: int
     caption: str = ""
-
-
-def split_eye(rgb: np.ndarray, stereo: str) -> np.ndarray:
-    """The left eye of a stereo frame ``(h, w, 3)``: the top half (top-bottom), the left half
-    (left-right), or the frame itself (``"none"``).
-
-    >>> split_eye(np.zeros((4, 8, 3), np.uint8), "top-bottom").shape
-    (2, 8, 3)
-    """
-    if stereo == "none":
-        return rgb
-    if stereo == "top-bottom":
-        return rgb[: rgb.shape[0] // 2]
-    if stereo == "left-right":
-        return rgb[:, : rgb.shape[1] // 2]
-    raise ValueError(f"stereo must be none, top-bottom or left-right, got {stereo!r}")
 
 
 def _caption(video: Path) -> str:
