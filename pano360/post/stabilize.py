@@ -19,9 +19,10 @@ from pano360.post.smoothing import level_path, smooth_lock, smooth_plain
 from pano360.post.sphere_motion import SphereTracker
 from pano360.project.remap import rotate_erp_table, sample_erp_table
 from pano360.project.rotation import check_rotations
+from pano360.slam.level import level_rotation
 from pano360.trajectory import Trajectory
 
-__all__ = ["estimate_video_rotations", "target_path", "level_rotation", "render_corrected", "MODES"]
+__all__ = ["estimate_video_rotations", "target_path", "render_corrected", "MODES"]
 
 MODES = ("lock", "smooth")
 
@@ -55,20 +56,6 @@ def estimate_video_rotations(path: str | Path, analysis_width: int = 960, max_fr
         raise Pano360Error(f"no frames decoded from {path}")
     return Trajectory(time_s=np.array(times), R=np.stack(Rs), hfov_deg=360.0, width=width, height=height,
                       inliers=np.array(inl), source=Path(path).name)
-
-
-def level_rotation(up_world: np.ndarray) -> np.ndarray:
-    """The smallest rotation ``G (3, 3)`` taking the world's up direction to -y (``d_level = G d``)."""
-    u = np.asarray(up_world, dtype=np.float64)
-    u = u / np.linalg.norm(u)
-    target = np.array([0.0, -1.0, 0.0])
-    axis = np.cross(u, target)
-    s, c = np.linalg.norm(axis), float(np.dot(u, target))
-    if s < 1e-12:
-        return np.eye(3) if c > 0 else np.diag([1.0, -1.0, -1.0])
-    from pano360.project.rotation import rotvec_to_matrix
-
-    return rotvec_to_matrix(axis / s * np.arctan2(s, c))
 
 
 def target_path(traj: Trajectory, mode: str = "lock", smooth_s: float = 0.5,

@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from pano360.project.camera import hfov_from_focal
+
 __all__ = ["hfov_from_35mm", "focal_35mm_from_tags", "hfov_from_metadata"]
 
 _DIAGONAL_35MM = math.hypot(36.0, 24.0)
@@ -23,7 +25,7 @@ def hfov_from_35mm(focal_35mm: float, width: int, height: int) -> float:
     """Horizontal FOV in degrees of a ``width x height`` picture with a 35 mm-equivalent focal length."""
     half_diag = math.atan2(_DIAGONAL_35MM / 2.0, focal_35mm)
     f_px = math.hypot(width, height) / 2.0 / math.tan(half_diag)
-    return math.degrees(2.0 * math.atan2(width / 2.0, f_px))
+    return hfov_from_focal(width, f_px)
 
 
 def focal_35mm_from_tags(tags: dict[str, str]) -> float | None:
