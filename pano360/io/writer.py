@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from pano360.errors import Pano360Error
+from pano360.io.colour import ColourInfo
 
 __all__ = ["VideoWriter", "CODECS", "MP4_AUDIO_CODECS"]
 
@@ -30,12 +31,15 @@ class VideoWriter:
     re-encoded; re-encoded to AAC only when the codec cannot go in an MP4), aligned to that file's
     first video frame and cut at the end of the written video. ``vfr=True`` keeps each frame's own
     time: ``write(rgb, time_s)`` (a 1/90000 s time base, as the reader's ``Frame.time_s`` gives).
+    ``colour`` tags the stream with an input's colour description, for frames given to
+    :meth:`write_yuv420` in that input's Y'CbCr (untagged, players assume BT.601 for SD and BT.709
+    for HD; :meth:`write` converts with BT.601, so leave it out for RGB frames).
     Nothing cleans up the file on an error: wrap the path in :func:`pano360.io.atomic.atomic_output`.
     """
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float | Fraction, codec: str = "h264",
                  crf: int = 18, preset: str = "medium", audio_from: str | Path | None = None, *,
-                 faststart: bool = True, vfr: bool = False) -> None:
+                 faststart: bool = True, vfr: bool = False, colour: ColourInfo | None = None) -> None:
         if width <= 0 or height <= 0 or width % 2 or height % 2:
             raise Pano360Error(f"video size must be positive and even, got {width}x{height}")
         if codec not in CODECS:
@@ -77,6 +81,11 @@ class VideoWriter:
                 self._stream.codec_tag = "hvc1"
                 options["x265-params"] = "log-level=error"
             self._stream.options = options
+            # PyAV asks for slice threads by default; x264's frame threads (ffmpeg's own default)
+            # encode ~12% more frames per second on 2 cores with the same output size.
+            self._stream.codec_context.thread_type = "FRAME"
+            if colour is not None:
+                colour.tag(self._stream.codec_context)
             if audio_from is not None:
                 self._open_audio(Path(audio_from))
         except BaseException:
