@@ -194,3 +194,64 @@ def test_a_trajectory_for_another_frame_shape_is_refused(rendered, tmp_path, cap
     rc = main(["convert", str(rendered["clip"]), str(tmp_path / "o.mp4"), "--trajectory", str(tmp_path / "square.json")])
     assert rc == 1 and "300x300" in capsys.readouterr().err
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_yuv420_path_keeps_the_frames_own_planes_exactly(rendered):
+    """The 4:2:0 path (what convert runs for the mosaic backend): in every plane, where the
+    frame's alpha is 255 the output IS the frame's placed plane; pixels change only inside the
+    footprints of this frame and the last; chroma lands where luma does."""
+    from pano360.generate.mosaic_place import place_yuv420
+    from pano360.canvas import yuv420_planes
+    from pano360.io.colour import ColourInfo
+    from pano360.io.reader import iter_yuv420
+
+    traj = rendered["traj"]
+    frames = [(f.index, f.time_s, f.rgb) for f in iter_frames(rendered["clip"])]
+    backend = MosaicBackend(bg_width=256)
+    backend.prepare(iter(frames), lambda i, t: traj.R[i], HFOV)
+    a_y, a_c = backend.frame_alpha(CLIP_W, CLIP_H), backend.frame_alpha(CLIP_W // 2, CLIP_H // 2)
+    placed = [place_yuv420(f.y, f.u, f.v, traj.R[f.index], HFOV, W_OUT, a_y, a_c) for f in iter_yuv420(rendered["clip"])]
+    outs = [o.copy() for o in backend.fill_placed_yuv420(iter(placed), ColourInfo().to_yuv420)]
+    assert len(outs) == len(placed) and outs[0].shape == (W_OUT // 2 * 3 // 2, W_OUT)
+    prev = None
+    for k, (pl, out) in enumerate(zip(placed, outs)):
+        boxes = []
+        for plane, p in zip(yuv420_planes(out, W_OUT // 2), (pl.y, pl.u, pl.v)):
+            box = np.zeros(plane.shape, bool)
+            for ec, bc in p.column_pieces():
+                inside = p.alpha[:, bc] == 255
+                assert np.array_equal(plane[p.v0:p.v1, ec][inside], p.rgb[:, bc][inside])
+                box[p.v0:p.v1, ec] = p.alpha[:, bc] > 0
+            boxes.append(box)
+        if k:
+            for plane, before, box, pbox in zip(yuv420_planes(out, W_OUT // 2), yuv420_planes(outs[k - 1], W_OUT // 2),
+                                                boxes, prev):
+                assert not ((plane != before) & ~(box | pbox)).any()
+        prev = boxes
+        # Chroma footprint = luma footprint at half size (to within the feather's rounding).
+        y_in = cv2.resize(boxes[0].astype(np.float32), (W_OUT // 2, W_OUT // 4), interpolation=cv2.INTER_AREA)
+        assert np.mean((y_in > 0.5) != boxes[1]) < 0.01
+
+
+def test_output_carries_the_input_colour_and_the_background_matches_it(rendered, tmp_path):
+    """A clip tagged BT.709 comes out tagged BT.709. Its planes pass through as they are, and the
+    background (made in RGB) crosses back with the same matrix: the planes match the untagged
+    run's (same values, BT.601) to within rounding, where a fixed-BT.601 background would differ."""
+    tagged = tmp_path / "bt709.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(rendered["clip"]), "-c", "copy", "-bsf:v",
+                    "h264_metadata=colour_primaries=1:transfer_characteristics=1:matrix_coefficients=1:video_full_range_flag=0",
+                    str(tagged)], check=True)
+    outs = {}
+    for name, src in (("plain", rendered["clip"]), ("bt709", tagged)):
+        outs[name] = tmp_path / f"{name}_out.mp4"
+        assert main(["convert", str(src), str(outs[name]), "--width", "256", "--trajectory", str(rendered["traj_path"]),
+                     "-q", "--crf", "10"]) == 0
+    tags = json.loads(subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                                      "stream=color_space,color_primaries,color_transfer,color_range", "-of", "json",
+                                      str(outs["bt709"])], capture_output=True, text=True, check=True).stdout)["streams"][0]
+    assert (tags["color_space"], tags["color_primaries"], tags["color_transfer"], tags["color_range"]) == \
+        ("bt709", "bt709", "bt709", "tv")
+    with av.open(str(outs["plain"])) as a, av.open(str(outs["bt709"])) as b:
+        for fa, fb in zip(a.decode(video=0), b.decode(video=0)):
+            pa, pb = fa.to_ndarray(format="yuv420p").astype(int), fb.to_ndarray(format="yuv420p").astype(int)
+            assert np.abs(pa - pb).mean() < 0.6

@@ -23,12 +23,12 @@ import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from pano360.canvas import Canvas
+from pano360.canvas import Canvas, yuv420_planes
 from pano360.generate.mosaic_fill import pad_sphere, spherical_fill
-from pano360.generate.mosaic_place import Placement, feather_alpha, place_frame
+from pano360.generate.mosaic_place import Placement, Yuv420Placement, feather_alpha, place_frame
 from pano360.project.camera import focal_from_hfov
 
-__all__ = ["Background", "MosaicBackend", "build_background", "upsample_erp", "gain_lut", "composite"]
+__all__ = ["Background", "MosaicBackend", "background_sample_width", "build_background", "upsample_erp", "gain_lut", "composite"]
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,14 @@ class Background:
         return float((self.seen.mean(axis=1) * wts).sum() / wts.sum())
 
 
-def gain_lut(gain: float) -> np.ndarray:
-    """A 256-entry uint8 table multiplying by ``gain`` (rounded, saturated)."""
-    return np.clip(np.round(np.arange(256, dtype=np.float64) * gain), 0, 255).astype(np.uint8)
+def gain_lut(gain: float, pivot: float = 0.0) -> np.ndarray:
+    """A 256-entry uint8 table ``pivot + gain * (x - pivot)`` (rounded, saturated).
+
+    Scaling R'G'B' by ``gain`` scales Y' - 16 and Cb, Cr - 128 by the same ``gain`` (the matrix is
+    linear), so pivots 16 and 128 apply an exposure gain to 4:2:0 planes exactly as to RGB.
+    """
+    x = np.arange(256, dtype=np.float64)
+    return np.clip(np.round(pivot + (x - pivot) * gain), 0, 255).astype(np.uint8)
 
 
 def upsample_erp(rgb: np.ndarray, width: int) -> np.ndarray:
@@ -75,6 +80,14 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
 def _centre_weight(width: int, height: int) -> np.ndarray:
     """Frame-space weight for averaging: 255 at the centre falling to 0 at the border (a tent)."""
     return feather_alpha(width, height, min(width, height) / 2.0)
+
+
+def background_sample_width(frame_w: int, hfov_deg: float, bg_width: int) -> int:
+    """The width pass 1 wants frames at: centre resolution about 1.5x the background's (never
+    wider than the frame). Decode at this size (``iter_frames(max_width=...)``) to skip a resize."""
+    px_per_rad = focal_from_hfov(frame_w, hfov_deg)
+    scale = min(1.0, (bg_width / (2 * np.pi)) / px_per_rad * 1.5)
+    return frame_w if scale >= 1.0 else max(8, int(round(frame_w * scale)))
 
 
 def build_background(frames: Iterable[tuple[int, float, np.ndarray]], rotation_at: Callable[[int, float], np.ndarray],
@@ -107,10 +120,10 @@ def build_background(frames: Iterable[tuple[int, float, np.ndarray]], rotation_a
         if index % step:
             continue
         h, w = rgb.shape[:2]
-        # Downscale so the frame's centre resolution roughly matches the background's.
-        px_per_rad = focal_from_hfov(w, hfov_deg)
-        scale = min(1.0, (bg_width / (2 * np.pi)) / px_per_rad * 1.5)
-        small = cv2.resize(rgb, (max(8, int(round(w * scale))), max(8, int(round(h * scale)))), interpolation=cv2.INTER_AREA) if scale < 1 else rgb
+        sw = background_sample_width(w, hfov_deg, bg_width)
+        small = rgb
+        if sw < w:  # frames not already decoded at that size
+            small = cv2.resize(rgb, (sw, max(8, int(round(h * sw / w)))), interpolation=cv2.INTER_AREA)
         if weight is None or weight.shape != small.shape[:2]:
             weight = _centre_weight(small.shape[1], small.shape[0])
         pl = place_frame(small, rotation_at(index, time_s), hfov_deg, bg_width, alpha=weight, time_s=time_s)
@@ -169,16 +182,19 @@ def _smooth_gains(times: np.ndarray, t: np.ndarray, g: np.ndarray, sigma_s: floa
     return gains
 
 
-def composite(mosaic: np.ndarray, pl: Placement, gain: float, out: np.ndarray | None = None) -> np.ndarray:
+def composite(mosaic: np.ndarray, pl: Placement, gain: float, out: np.ndarray | None = None,
+              pivot: float = 0.0) -> np.ndarray:
     """One output frame: ``mosaic`` (at the first frame's exposure) times ``gain`` with the placed
     frame on top, feathered by its alpha; the mosaic takes the new pixels (back at unit gain).
 
-    Where ``alpha == 255`` the output is the frame's pixel exactly. Returns the output frame,
-    which is ``mosaic`` itself (updated in place) when ``gain`` is 1 and ``out`` is None.
+    ``mosaic`` is RGB ``(H, W, 3)`` or one plane ``(H, W)``; ``pivot`` is the value the gain
+    scales around (0 for RGB, 16 for Y', 128 for Cb/Cr: see :func:`gain_lut`). Where
+    ``alpha == 255`` the output is the frame's pixel exactly. Returns the output frame, which is
+    ``mosaic`` itself (updated in place) when ``gain`` is 1 and ``out`` is None.
     """
     apply_gain = abs(gain - 1.0) > 1e-3
     if apply_gain:
-        out = cv2.LUT(mosaic, gain_lut(gain), dst=out)
+        out = cv2.LUT(mosaic, gain_lut(gain, pivot), dst=out)
     elif out is not None:
         np.copyto(out, mosaic)
     else:
@@ -193,7 +209,7 @@ def composite(mosaic: np.ndarray, pl: Placement, gain: float, out: np.ndarray | 
         blended = cv2.blendLinear(pl.rgb[:, box_cols], out[win], w1[:, box_cols], w2[:, box_cols])
         out[win] = blended
         if apply_gain:
-            mosaic[win] = cv2.LUT(blended, gain_lut(1.0 / gain))
+            mosaic[win] = cv2.LUT(blended, gain_lut(1.0 / gain, pivot))
         elif out is not mosaic:
             mosaic[win] = blended
     return out
@@ -223,6 +239,10 @@ class MosaicBackend:
                                            times)
         return self.background
 
+    def sample_width(self, frame_w: int, hfov_deg: float) -> int:
+        """The frame width :meth:`prepare` works at (decode at it to spare a resize per frame)."""
+        return background_sample_width(frame_w, hfov_deg, self.bg_width)
+
     def frame_alpha(self, width: int, height: int) -> np.ndarray:
         """The frame-space feather weight this backend wants placements made with."""
         return feather_alpha(width, height, max(1.0, self.feather * max(width, height)))
@@ -248,6 +268,35 @@ class MosaicBackend:
                 mosaic = self._start(pl.erp_w)
             out = composite(mosaic, pl, self._gain(i))
             yield out if reuse_buffer else out.copy()
+
+    def fill_placed_yuv420(self, placements: Iterable[Yuv420Placement],
+                           to_yuv420: Callable[[np.ndarray], np.ndarray]) -> Iterator[np.ndarray]:
+        """Pass 2 in the decoder's 4:2:0 planes (the fastest path: no RGB at full size, in or out).
+
+        Yields one packed yuv420p frame ``(H * 3 / 2, W)`` per placement, the same array each time
+        (valid until the next one is asked for). The background crosses to 4:2:0 once through
+        ``to_yuv420(rgb) -> packed``, which must use the input's Y'CbCr matrix so that it meets the
+        frame's own pixels in the same colours; an exposure gain scales each plane around its
+        pivot (16, 128, 128).
+        """
+        mosaic = out = None
+        pivots = (16.0, 128.0, 128.0)
+        for i, pl in enumerate(placements):
+            if mosaic is None:
+                mosaic = np.ascontiguousarray(to_yuv420(self._start(pl.y.erp_w)))
+                m_planes = yuv420_planes(mosaic, pl.y.erp_h)
+            gain = self._gain(i)
+            if abs(gain - 1.0) > 1e-3:
+                if out is None:
+                    out = np.empty_like(mosaic)
+                    o_planes = yuv420_planes(out, pl.y.erp_h)
+                for m, o, p, pivot in zip(m_planes, o_planes, (pl.y, pl.u, pl.v), pivots):
+                    composite(m, p, gain, out=o, pivot=pivot)
+                yield out
+            else:
+                for m, p in zip(m_planes, (pl.y, pl.u, pl.v)):
+                    composite(m, p, 1.0)
+                yield mosaic
 
     def fill(self, canvases: Iterable[Canvas]) -> Iterator[np.ndarray]:
         """The generic FillBackend path on full canvases: the same compositing, with the feather band

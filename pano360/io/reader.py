@@ -50,22 +50,26 @@ _EIGHT_BIT_TWIN = {"yuv420p": "yuv420p", "yuv422p": "yuv422p", "yuv444p": "yuv44
                    "p016": "yuv420p", "p210": "yuv422p", "p410": "yuv444p", "nv20": "yuv422p"}
 
 
-def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """8-bit RGB of any source format, 10- and 12-bit included."""
+def _to_rgb(frame: av.VideoFrame, max_width: int | None = None) -> np.ndarray:
+    """8-bit RGB of any source format, 10- and 12-bit included, stored (not yet upright).
+
+    With ``max_width`` (of the upright picture) swscale scales (area filter) in the same pass as
+    the colour conversion: a 1080p frame to ~640 px costs a fraction of converting it at full
+    size and resizing after.
+    """
     name = frame.format.name
     if name not in ("yuv420p", "yuvj420p", "rgb24") and frame.format.components[0].bits > 8:
         for prefix, twin in _EIGHT_BIT_TWIN.items():
             if name.startswith(prefix):
                 frame = frame.reformat(format=twin)
                 break
-    return frame.to_ndarray(format="rgb24")
-
-
-def _fit_width(rgb: np.ndarray, max_width: int | None) -> np.ndarray:
-    if max_width is None or rgb.shape[1] <= max_width:
-        return rgb
-    h = max(1, int(round(rgb.shape[0] * max_width / rgb.shape[1])))
-    return cv2.resize(rgb, (max_width, h), interpolation=cv2.INTER_AREA)
+    sideways = int(round(frame.rotation or 0)) % 180 == 90
+    upright_w, upright_h = (frame.height, frame.width) if sideways else (frame.width, frame.height)
+    if max_width is None or upright_w <= max_width:
+        return frame.to_ndarray(format="rgb24")
+    h = max(1, int(round(upright_h * max_width / upright_w)))
+    w, h = (h, max_width) if sideways else (max_width, h)
+    return frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA")
 
 
 def _decoded(path: str | Path, max_frames: int | None) -> Iterator[tuple[int, float, av.VideoFrame]]:
@@ -125,7 +129,7 @@ def iter_frames(path: str | Path, max_width: int | None = None, *, max_frames: i
         if index % every:
             continue
         rotation = int(round(frame.rotation or 0)) % 360
-        yield Frame(index=index, time_s=t, rgb=_fit_width(upright(_to_rgb(frame), rotation), max_width))
+        yield Frame(index=index, time_s=t, rgb=upright(_to_rgb(frame, max_width), rotation))
 
 
 def iter_gray(path: str | Path, size: tuple[int, int] | None = None, *,
@@ -157,7 +161,9 @@ class Yuv420:
 
 
 def _planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    if frame.format.name != "yuv420p":
+    # yuvj420p is yuv420p in full range: the same planes, kept as they are (the range is the
+    # input's, see io.colour.read_colour); anything else becomes 8-bit yuv420p.
+    if frame.format.name not in ("yuv420p", "yuvj420p"):
         frame = frame.reformat(format="yuv420p")
     # Views of the decoder's buffers (rows may be padded to line_size); they keep the frame alive.
     y, u, v = (np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, :p.width] for p in frame.planes[:3])
@@ -168,7 +174,9 @@ def _planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def iter_yuv420(path: str | Path, max_frames: int | None = None) -> Iterator[Yuv420]:
-    """Decode a video as upright 8-bit 4:2:0 planes (no RGB conversion; for 4K 360 work), streaming."""
+    """Decode a video as upright 8-bit 4:2:0 planes (no RGB conversion; for 4K 360 work), streaming.
+
+    The values are the input's own Y'CbCr (its matrix and range: :func:`pano360.io.colour.read_colour`)."""
     for index, t, frame in _decoded(path, max_frames):
         if frame.width % 2 or frame.height % 2:
             raise Pano360Error(f"video size must be even, got {frame.width}x{frame.height}: {path}")

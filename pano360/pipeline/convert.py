@@ -21,7 +21,8 @@ import numpy as np
 
 from pano360.console import note, stage_progress
 from pano360.errors import Pano360Error, UsageError
-from pano360.generate.mosaic_place import Placement, canvas_from_placement, place_frame
+from pano360.canvas import yuv420_planes
+from pano360.generate.mosaic_place import Placement, Yuv420Placement, canvas_from_placement, place_frame, place_yuv420
 from pano360.trajectory import Trajectory
 
 __all__ = ["ConvertOptions", "RotationLookup", "convert_video", "trajectory_stats", "check_width"]
@@ -154,7 +155,8 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
     from pano360.generate.select import choose_backend
     from pano360.io.atomic import check_output_path
     from pano360.io.probe import validate_video_input
-    from pano360.io.reader import iter_frames
+    from pano360.io.colour import read_colour
+    from pano360.io.reader import iter_frames, iter_yuv420
     from pano360.io.spherical import spherical_output
     from pano360.io.writer import VideoWriter
     from pano360.pipeline.orient import ORIENTATIONS, follow_shifts, heading_deg
@@ -210,7 +212,8 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
             task = prog.add_task("mosaic", total=n_est)
             # Only the frames the background samples are converted; their times come from the trajectory.
             step = int(getattr(backend, "step", 1))
-            frames = prefetch((f.index, f.time_s, f.rgb) for f in iter_frames(src, every=step))
+            sample_w = backend.sample_width(info.width, traj.hfov_deg) if hasattr(backend, "sample_width") else None
+            frames = prefetch((f.index, f.time_s, f.rgb) for f in iter_frames(src, sample_w, every=step))
             backend.prepare(frames, rotation_at, traj.hfov_deg, progress=lambda k: prog.advance(task, k),
                             times=traj.time_s)
             prog.update(task, completed=prog.tasks[task].total)
@@ -224,29 +227,54 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
         preview_every = max(1, n_est // PREVIEW_FRAMES)
         previews: list[tuple[float, np.ndarray]] = []
 
+        # The mosaic backend works in the decoder's 4:2:0 planes (no RGB at full size, in or out);
+        # other backends (and odd-sized inputs) go through RGB.
+        yuv = hasattr(backend, "fill_placed_yuv420") and info.width % 2 == 0 and info.height % 2 == 0
+        colour = read_colour(src) if yuv else None
+
+        def mark_seen(pl: Placement) -> None:
+            for erp_cols, box_cols in pl.column_pieces():
+                seen[pl.v0:pl.v1, erp_cols] |= pl.alpha[:, box_cols] > 0
+
         def placements() -> Iterator[Placement]:
             alpha = None
             for f in iter_frames(src):
                 if alpha is None and alpha_for is not None:
                     alpha = alpha_for(f.rgb.shape[1], f.rgb.shape[0])
                 pl = place_frame(f.rgb, rotation_at(f.index, f.time_s), traj.hfov_deg, width, alpha, f.time_s)
-                for erp_cols, box_cols in pl.column_pieces():
-                    seen[pl.v0:pl.v1, erp_cols] |= pl.alpha[:, box_cols] > 0
+                mark_seen(pl)
                 yield pl
 
-        if hasattr(backend, "fill_placed"):
+        def placements_yuv420() -> Iterator[Yuv420Placement]:
+            a_y = a_c = None
+            for f in iter_yuv420(src):
+                if a_y is None and alpha_for is not None:
+                    a_y, a_c = alpha_for(*f.y.shape[::-1]), alpha_for(*f.u.shape[::-1])
+                pl = place_yuv420(f.y, f.u, f.v, rotation_at(f.index, f.time_s), traj.hfov_deg, width, a_y, a_c,
+                                  f.time_s)
+                mark_seen(pl.y)
+                yield pl
+
+        if yuv:
+            filled = backend.fill_placed_yuv420(prefetch(placements_yuv420()), colour.to_yuv420)
+        elif hasattr(backend, "fill_placed"):
             filled = backend.fill_placed(prefetch(placements()), reuse_buffer=True)
         else:
             filled = backend.fill(prefetch(canvas_from_placement(p) for p in placements()))
         n_written = 0
         with spherical_output(out, overwrite=opts.overwrite) as tmp:
-            with VideoWriter(tmp, width, height, info.fps, crf=opts.crf, preset=opts.preset, audio_from=src) as writer:
-                for i, rgb in enumerate(filled):
+            with VideoWriter(tmp, width, height, info.fps, crf=opts.crf, preset=opts.preset, audio_from=src,
+                             colour=colour) as writer:
+                for i, frame in enumerate(filled):
                     if shifts is not None:
-                        rgb = np.roll(rgb, -int(shifts[min(i, len(shifts) - 1)]), axis=1)
+                        frame = _turn(frame, int(shifts[min(i, len(shifts) - 1)]), height if yuv else None)
                     if opts.preview is not None and i % preview_every == 0 and len(previews) < PREVIEW_FRAMES:
+                        rgb = colour.to_rgb(frame) if yuv else frame
                         previews.append((float(traj.time_s[min(i, len(traj) - 1)]), _small(rgb, 1024)))
-                    writer.write(rgb)
+                    if yuv:
+                        writer.write_yuv420(frame)
+                    else:
+                        writer.write(frame)
                     n_written += 1
                     prog.advance(task, 1)
             if n_written == 0:
@@ -284,6 +312,18 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
         "realtime_factor": round(total / duration, 3) if duration > 0 else None,
         "preview": preview_path,
     }
+
+
+def _turn(frame: np.ndarray, shift: int, yuv_height: int | None) -> np.ndarray:
+    """The ERP frame turned left by ``shift`` columns (``--orientation follow``): an RGB frame, or
+    a packed 4:2:0 one of ``yuv_height`` rows, whose shift is rounded to even columns (chroma)."""
+    if yuv_height is None:
+        return np.roll(frame, -shift, axis=1)
+    shift -= shift % 2
+    out = np.empty_like(frame)
+    for src, dst, k in zip(yuv420_planes(frame, yuv_height), yuv420_planes(out, yuv_height), (1, 2, 2)):
+        dst[:] = np.roll(src, -(shift // k), axis=1)
+    return out
 
 
 def _small(rgb: np.ndarray, width: int) -> np.ndarray:

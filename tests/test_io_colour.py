@@ -1,0 +1,44 @@
+"""RGB <-> 4:2:0 with a stream's own matrix and range, and reading a stream's colour tags."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from pano360.io.colour import ColourInfo, read_colour, rgb_to_yuv420, yuv420_to_rgb
+from tests.conftest import shared_file
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    bgr = cv2.imread(str(shared_file("erp/puydesancy.jpg")))
+    small = cv2.resize(bgr, (512, 256), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(small[..., ::-1])
+
+
+def _psnr(a, b) -> float:
+    return 10 * np.log10(255.0 ** 2 / np.mean((a.astype(float) - b) ** 2))
+
+
+@pytest.mark.parametrize("matrix", [2, 1, 6])
+@pytest.mark.parametrize("full", [False, True])
+def test_round_trip_of_a_real_photo(photo, matrix, full):
+    """4:2:0 halves the chroma: a detailed photo comes back at ~32-36 dB RGB PSNR (measured)."""
+    packed = rgb_to_yuv420(photo, matrix, full)
+    assert packed.shape == (384, 512) and packed.dtype == np.uint8
+    y = packed[:256]
+    assert (y.min(), y.max()) >= ((0, 0) if full else (16, 0)) and y.max() <= (255 if full else 235)
+    assert _psnr(yuv420_to_rgb(packed, matrix, full), photo) > 31.0
+
+
+def test_unspecified_is_bt601_like_opencv_and_bt709_differs(photo):
+    ours = rgb_to_yuv420(photo)
+    cv = cv2.cvtColor(photo, cv2.COLOR_RGB2YUV_I420)
+    assert np.abs(ours[:256].astype(int) - cv[:256]).max() <= 1  # same luma
+    assert np.abs(rgb_to_yuv420(photo, 1)[:256].astype(int) - ours[:256]).max() > 5
+
+
+def test_read_colour_of_real_clips():
+    assert read_colour(shared_file("clips/cup.mp4")) == ColourInfo(6, 1, 6, 1)  # tagged SMPTE 170M
+    assert read_colour(shared_file("clips/box.mp4")) == ColourInfo()  # untagged
