@@ -12,7 +12,7 @@ import numpy as np
 
 from pano360.errors import Pano360Error
 
-__all__ = ["Frame", "Yuv420", "iter_frames", "iter_gray", "iter_yuv420", "upright"]
+__all__ = ["Frame", "Yuv420", "iter_frames", "iter_gray", "iter_gray_sampled", "iter_yuv420", "upright"]
 
 
 @dataclass(frozen=True)
@@ -147,6 +147,21 @@ def iter_gray(path: str | Path, size: tuple[int, int] | None = None, *,
             w, h = (size[1], size[0]) if rotation in (90, 270) else size
             gray = frame.to_ndarray(format="gray", width=w, height=h, interpolation="AREA")
         yield index, t, upright(gray, rotation)
+
+
+def iter_gray_sampled(path: str | Path, size: tuple[int, int], every: int, rgb_width: int, *,
+                      max_frames: int | None = None) -> Iterator[tuple[int, float, np.ndarray, np.ndarray | None]]:
+    """:func:`iter_gray` that also gives every ``every``-th frame as upright RGB at most ``rgb_width``
+    wide (``None`` for the others): one decode for a job that tracks the clip and then samples it.
+    """
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    for index, t, frame in _decoded(path, max_frames):
+        rotation = int(round(frame.rotation or 0)) % 360
+        w, h = (size[1], size[0]) if rotation in (90, 270) else size
+        gray = upright(frame.to_ndarray(format="gray", width=w, height=h, interpolation="AREA"), rotation)
+        rgb = upright(_to_rgb(frame, rgb_width), rotation) if index % every == 0 else None
+        yield index, t, gray, rgb
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ Memory holds a few ERP frames, never the clip.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,15 +20,18 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from pano360.canvas import yuv420_planes
 from pano360.console import note, stage_progress
 from pano360.errors import Pano360Error, UsageError
-from pano360.canvas import yuv420_planes
 from pano360.generate.mosaic_place import Placement, Yuv420Placement, canvas_from_placement, place_frame, place_yuv420
+from pano360.pipeline.spool import FrameSpool
 from pano360.trajectory import Trajectory
 
 __all__ = ["ConvertOptions", "RotationLookup", "convert_video", "trajectory_stats", "check_width"]
 
 PREVIEW_FRAMES = 4
+MOSAIC_STEP = 3  # the background samples every 3rd frame
+SPOOL_WIDTH = 1024  # samples kept while tracking: wide enough for the background up to ~100 deg FOV
 
 
 @dataclass
@@ -104,8 +108,13 @@ def trajectory_stats(traj: Trajectory) -> dict:
     }
 
 
-def _get_trajectory(path: Path, info, opts: ConvertOptions, done: Callable[[int], None]) -> tuple[Trajectory, str]:
-    """The trajectory to render with and where it came from; ``done(n)`` reports frames tracked so far."""
+def _get_trajectory(path: Path, info, opts: ConvertOptions, done: Callable[[int], None],
+                    keep: tuple[int, int, FrameSpool] | None = None) -> tuple[Trajectory, str]:
+    """The trajectory to render with and where it came from; ``done(n)`` reports frames tracked so far.
+
+    ``keep = (every, width, spool)``: when the clip is tracked, the same decode keeps every
+    ``every``-th frame (RGB, at most ``width`` wide) in ``spool`` for the background pass.
+    """
     if opts.trajectory is not None:
         traj = Trajectory.load(opts.trajectory)
         if traj.width * info.height != traj.height * info.width:
@@ -115,11 +124,24 @@ def _get_trajectory(path: Path, info, opts: ConvertOptions, done: Callable[[int]
             traj = Trajectory(traj.time_s, traj.R, opts.hfov_deg, traj.width, traj.height, traj.inliers, traj.source)
         return traj, "file"
     try:
-        from pano360.slam.estimate import estimate_trajectory
+        from pano360.slam.estimate import track_clip, tracking_size
     except ImportError:
         raise Pano360Error("rotation estimation is not available in this build; pass --trajectory traj.json") from None
-    traj = estimate_trajectory(path, hfov_deg=opts.hfov_deg, progress=done)
-    return traj, "estimated"
+    frames = None
+    if keep is not None:
+        from pano360.io.reader import iter_gray_sampled
+        from pano360.prefetch import prefetch
+
+        every, width, spool = keep
+
+        def gray_keeping_samples():
+            for index, t, gray, rgb in iter_gray_sampled(path, tracking_size(info.width, info.height), every, width):
+                if rgb is not None:
+                    spool.add(index, t, rgb)
+                yield t, gray
+
+        frames = prefetch(gray_keeping_samples(), depth=4)  # decoding and keeping beside the tracker
+    return track_clip(path, opts.hfov_deg, done, frames=frames).trajectory, "estimated"
 
 
 def _level(path: Path, traj: Trajectory) -> tuple[Trajectory, dict]:
@@ -137,7 +159,7 @@ def _make_backend(name: str, opts: ConvertOptions):
     if name == "mosaic":
         from pano360.generate.mosaic import MosaicBackend
 
-        return MosaicBackend(bg_width=opts.bg_width or _default_bg(opts.width), step=opts.bg_step or 3)
+        return MosaicBackend(bg_width=opts.bg_width or _default_bg(opts.width), step=opts.bg_step or MOSAIC_STEP)
     from pano360.generate.wan.backend import WanBackend
 
     kwargs = dict(opts.wan)
@@ -185,11 +207,16 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
     timings["probe"] = time.perf_counter() - t_start
     n_est = max(1, int(info.frame_count))
 
-    with stage_progress(show_progress) as prog:
-        # 1. Trajectory, levelling, orientation.
+    with stage_progress(show_progress) as prog, contextlib.ExitStack() as stack:
+        # 1. Trajectory, levelling, orientation. The mosaic backend's pass 1 samples the clip: when
+        # the clip is tracked, the tracking decode keeps those samples, so pass 1 decodes nothing.
         t0 = time.perf_counter()
         task = prog.add_task("track", total=n_est if opts.trajectory is None else 1)
-        traj, traj_source = _get_trajectory(src, info, opts, lambda n: prog.update(task, completed=n))
+        spool = keep = None
+        if opts.trajectory is None and backend_name == "mosaic":
+            spool = stack.enter_context(FrameSpool())
+            keep = (opts.bg_step or MOSAIC_STEP, min(info.width, SPOOL_WIDTH), spool)
+        traj, traj_source = _get_trajectory(src, info, opts, lambda n: prog.update(task, completed=n), keep)
         prog.update(task, completed=prog.tasks[task].total)
         rotation_at = RotationLookup(traj)
         level_info: dict = {"applied": False}
@@ -212,8 +239,11 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
             task = prog.add_task("mosaic", total=n_est)
             # Only the frames the background samples are converted; their times come from the trajectory.
             step = int(getattr(backend, "step", 1))
-            sample_w = backend.sample_width(info.width, traj.hfov_deg) if hasattr(backend, "sample_width") else None
-            frames = prefetch((f.index, f.time_s, f.rgb) for f in iter_frames(src, sample_w, every=step))
+            if spool is not None and len(spool):
+                frames = prefetch(iter(spool))
+            else:
+                sample_w = backend.sample_width(info.width, traj.hfov_deg) if hasattr(backend, "sample_width") else None
+                frames = prefetch((f.index, f.time_s, f.rgb) for f in iter_frames(src, sample_w, every=step))
             backend.prepare(frames, rotation_at, traj.hfov_deg, progress=lambda k: prog.advance(task, k),
                             times=traj.time_s)
             prog.update(task, completed=prog.tasks[task].total)

@@ -33,7 +33,7 @@ from pano360.slam.links import chain_rotations, loop_links, track_links
 from pano360.slam.rolling import angular_velocity, search_readout, unroll_links, unroll_pixels
 from pano360.trajectory import Trajectory
 
-__all__ = ["TrackResult", "estimate_rotations", "estimate_result", "estimate_trajectory", "track_clip", "WORK_SIZE", "DEFAULT_HFOV_DEG"]
+__all__ = ["TrackResult", "estimate_rotations", "estimate_result", "estimate_trajectory", "track_clip", "tracking_size", "WORK_SIZE", "DEFAULT_HFOV_DEG"]
 
 WORK_SIZE = 640  # long side of the frames the tracker sees
 DEFAULT_HFOV_DEG = 65.0  # a phone's main camera in video mode, used only when the FOV cannot be observed
@@ -286,9 +286,19 @@ def _frames_of(path: Path, work: tuple[int, int]) -> Iterator[tuple[float, np.nd
         yield t, gray
 
 
+def tracking_size(width: int, height: int) -> tuple[int, int]:
+    """The ``(w, h)`` the tracker works at for ``width x height`` frames (long side :data:`WORK_SIZE`)."""
+    return _work_size(width, height)
+
+
 def track_clip(path: str | Path, hfov_deg: float | None = None, progress: Callable[[int], None] | None = None,
-               config: TrackerConfig | None = None) -> TrackResult:
-    """Track a video file: every decoded frame's rotation, the FOV, warnings. See :class:`TrackResult`."""
+               config: TrackerConfig | None = None,
+               frames: Iterable[tuple[float, np.ndarray]] | None = None) -> TrackResult:
+    """Track a video file: every decoded frame's rotation, the FOV, warnings. See :class:`TrackResult`.
+
+    ``frames`` may bring the clip's ``(time_s, gray)`` frames at :func:`tracking_size`, decoded by a
+    caller that uses the same decode for something else; by default the file is decoded here.
+    """
     from pano360.io.probe import validate_video_input
     from pano360.slam.metadata import hfov_from_metadata
 
@@ -296,7 +306,9 @@ def track_clip(path: str | Path, hfov_deg: float | None = None, progress: Callab
     info = validate_video_input(path)
     work = _work_size(info.width, info.height)
     hint = hfov_from_metadata(path, info.width, info.height)
-    result = _run(_frames_of(path, work), info.width, info.height, hfov_deg, hint, path.name, progress, config)
+    if frames is None:
+        frames = _frames_of(path, work)
+    result = _run(frames, info.width, info.height, hfov_deg, hint, path.name, progress, config)
     if hint is not None:
         result.stats["hfov_metadata_deg"] = hint
     return result
