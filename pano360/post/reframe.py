@@ -2,15 +2,11 @@
 
 The work stays in the decoder's planes (luma at full size, chroma at half size each way), as
 ffmpeg's ``v360`` does, so no RGB conversion runs at 4K. Decoding, table building + remapping
-and encoding overlap: a decoder thread feeds a small pool of render workers (OpenCV and numpy
-release the GIL) while the calling thread encodes in order (x264 has threads of its own).
+and encoding overlap on three threads (OpenCV, numpy and PyAV release the GIL).
 """
 
 from __future__ import annotations
 
-import queue
-import threading
-from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -20,9 +16,11 @@ import av
 import numpy as np
 
 from pano360.errors import Pano360Error
+from pano360.io.colour import read_colour
 from pano360.io.reader import Yuv420, iter_yuv420
 from pano360.io.writer import VideoWriter
 from pano360.post.viewmap import sample, view_map
+from pano360.prefetch import prefetch
 
 __all__ = ["CameraFn", "render_yuv420", "reframe_video", "ReframeResult",
            "fixed_camera", "keyframe_camera", "follow_camera", "adjusted_camera"]
@@ -68,71 +66,36 @@ def _video_rate(path: str | Path) -> Fraction:
     return Fraction(rate)
 
 
-def _decode_thread(src: str | Path, q: "queue.Queue", stop: threading.Event, max_frames: int | None) -> None:
-    try:
-        for f in iter_yuv420(src, max_frames):
-            while not stop.is_set():
-                try:
-                    q.put(f, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if stop.is_set():
-                return
-        q.put(None)
-    except BaseException as exc:  # handed to the consumer, raised there
-        q.put(exc)
-
-
 def reframe_video(src: str | Path, dst: str | Path, camera: CameraFn, projection: str, width: int, height: int, *,
                   crf: int = 18, preset: str = "medium", codec: str = "h264", audio: bool = True,
-                  max_frames: int | None = None, workers: int = 2, step: int = 16,
+                  max_frames: int | None = None, step: int = 16,
                   on_frame: Callable[[int], None] | None = None) -> ReframeResult:
     """Reframe the ERP video ``src`` into ``dst`` (written directly: wrap in ``atomic_output``).
 
     ``camera(times)`` gives each frame's rotation (camera to world, the ERP's frame) and FOV.
-    Decoding, rendering (``workers`` threads) and encoding overlap.
+    Three stages overlap, each on its own thread: decoding, rendering (OpenCV spreads each remap
+    over the cores) and encoding (x264's own threads). The output carries the input's colour tags
+    (its planes pass through in the input's Y'CbCr).
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    fps = _video_rate(src)
-    q: queue.Queue = queue.Queue(maxsize=workers + 2)
-    stop = threading.Event()
-    reader = threading.Thread(target=_decode_thread, args=(src, q, stop, max_frames), daemon=True)
     exact = 0
+    fps = _video_rate(src)
 
-    def job(f: Yuv420) -> tuple[np.ndarray, bool]:
+    def render(f: Yuv420) -> tuple[np.ndarray, bool]:
         R, hfov = camera(np.array([f.time_s]))
         return render_yuv420(f, R[0], float(hfov[0]), projection, width, height, step)
 
-    reader.start()
+    rendered = prefetch(map(render, prefetch(iter_yuv420(src, max_frames))))
     try:
-        with ThreadPoolExecutor(max_workers=workers) as pool, \
-                VideoWriter(dst, width, height, fps, codec=codec, crf=crf, preset=preset,
-                              audio_from=src if audio else None) as writer:
-            pending: deque = deque()
-            while True:
-                item = q.get()
-                if isinstance(item, BaseException):
-                    raise item
-                if item is not None:
-                    pending.append(pool.submit(job, item))
-                while pending and (item is None or len(pending) > workers + 1):
-                    packed, was_exact = pending.popleft().result()
-                    exact += was_exact
-                    writer.write_yuv420(packed)
-                    if on_frame is not None:
-                        on_frame(writer.frames_written)
-                if item is None:
-                    break
+        with VideoWriter(dst, width, height, fps, codec=codec, crf=crf, preset=preset,
+                         audio_from=src if audio else None, colour=read_colour(src)) as writer:
+            for packed, was_exact in rendered:
+                exact += was_exact
+                writer.write_yuv420(packed)
+                if on_frame is not None:
+                    on_frame(writer.frames_written)
             frames = writer.frames_written
     finally:
-        stop.set()
-        while reader.is_alive():
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                reader.join(timeout=0.05)
+        rendered.close()  # stops both threads when the writer fails
     if frames == 0:
         raise Pano360Error(f"no frames decoded from {src}")
     return ReframeResult(frames=frames, width=width, height=height, fps=float(fps), exact_tables=exact)
