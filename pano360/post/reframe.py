@@ -15,6 +15,7 @@ from typing import Callable
 import av
 import numpy as np
 
+from pano360.canvas import yuv420_planes
 from pano360.errors import Pano360Error
 from pano360.io.colour import read_colour
 from pano360.io.reader import Yuv420, iter_yuv420
@@ -38,11 +39,10 @@ def render_yuv420(frame: Yuv420, R: np.ndarray, hfov_deg: float, projection: str
     erp_h, erp_w = frame.y.shape
     luma, chroma = view_map(R, hfov_deg, projection, width, height, erp_w, erp_h, step=step, chroma=True)
     out = np.empty((height * 3 // 2, width), dtype=np.uint8)
-    flat = out.reshape(-1)
-    n, c = width * height, (width // 2) * (height // 2)
-    sample(frame.y, luma, _BLACK[0], out=out[:height])  # straight into the packed frame
-    sample(frame.u, chroma, _BLACK[1], out=flat[n:n + c].reshape(height // 2, width // 2))
-    sample(frame.v, chroma, _BLACK[2], out=flat[n + c:].reshape(height // 2, width // 2))
+    y, u, v = yuv420_planes(out, height)  # remapped straight into the packed frame
+    sample(frame.y, luma, _BLACK[0], out=y)
+    sample(frame.u, chroma, _BLACK[1], out=u)
+    sample(frame.v, chroma, _BLACK[2], out=v)
     return out, luma.exact
 
 

@@ -13,6 +13,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from pano360.canvas import yuv420_planes
 from pano360.errors import Pano360Error
 from pano360.io.reader import iter_frames
 from pano360.post.smoothing import level_path, smooth_lock, smooth_plain
@@ -86,11 +87,8 @@ def _rotate_yuv420(frame, M: np.ndarray) -> np.ndarray:
     luma = rotate_erp_table(M, w, h)
     chroma = rotate_erp_table(M, w // 2, h // 2)
     out = np.empty((h * 3 // 2, w), dtype=np.uint8)
-    flat = out.reshape(-1)
-    n, c = w * h, (w // 2) * (h // 2)
-    out[:h] = sample_erp_table(np.ascontiguousarray(frame.y), luma)
-    flat[n:n + c] = sample_erp_table(np.ascontiguousarray(frame.u), chroma).reshape(-1)
-    flat[n + c:] = sample_erp_table(np.ascontiguousarray(frame.v), chroma).reshape(-1)
+    for dst, plane, table in zip(yuv420_planes(out, h), (frame.y, frame.u, frame.v), (luma, chroma, chroma)):
+        dst[:] = sample_erp_table(np.ascontiguousarray(plane), table)
     return out
 
 
@@ -101,10 +99,12 @@ def render_corrected(src: str | Path, dst: str | Path, M: np.ndarray, fps: float
     decoder's 4:2:0 planes (no RGB round trip), rendering on ``workers`` threads while encoding."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from pano360.io.colour import read_colour
     from pano360.io.reader import iter_yuv420
     from pano360.io.writer import VideoWriter
 
     M = check_rotations(M)
+    colour = read_colour(src)  # the planes pass through in the input's Y'CbCr
     written = 0
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque = deque()
@@ -113,7 +113,7 @@ def render_corrected(src: str | Path, dst: str | Path, M: np.ndarray, fps: float
             for f in iter_yuv420(src):
                 if writer is None:
                     h, w = f.y.shape
-                    writer = VideoWriter(dst, w, h, fps, crf=crf, audio_from=src if audio else None)
+                    writer = VideoWriter(dst, w, h, fps, crf=crf, audio_from=src if audio else None, colour=colour)
                 pending.append(pool.submit(_rotate_yuv420, f, M[min(f.index, len(M) - 1)]))
                 while len(pending) > workers + 1:
                     writer.write_yuv420(pending.popleft().result())
