@@ -3,8 +3,9 @@
 Model: pixel ``pb`` of keyframe ``b`` and pixel ``pa`` of keyframe ``a`` show one direction, so
 ``pa = pi(K R_a^T R_b K^-1 pb)`` with ``K`` the pinhole of ``CONVENTIONS.md`` (one focal for the
 clip, principal point at the centre). The adjustment solves every keyframe rotation (keyframe 0
-fixed at I) plus ``log f`` with ``scipy.optimize.least_squares``, an analytic sparse Jacobian and
-a Huber loss at 1 px.
+fixed at I) plus ``log f`` by Levenberg-Marquardt on the normal equations (an analytic sparse
+Jacobian; the unknowns are few, so ``J^T J`` is a small dense matrix), plain least squares first,
+then a Huber loss at 1 px by reweighting.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import least_squares
-from scipy.sparse import coo_matrix
+from scipy.linalg import LinAlgError, cho_factor, cho_solve
+from scipy.sparse import coo_matrix, csr_matrix, diags
 
 from pano360.project.camera import focal_from_hfov, hfov_from_focal
 from pano360.project.rotation import rotvec_to_matrix
@@ -86,7 +87,9 @@ class BundleResult:
 
 def _residuals_and_jac(x: np.ndarray, R0: np.ndarray, ia: np.ndarray, ib: np.ndarray, pa: np.ndarray, pb: np.ndarray,
                        width: int, height: int, solve_focal: bool, logf_fixed: float, priors: np.ndarray, prior_w: float,
-                       want_jac: bool):
+                       pattern: dict, want_jac: bool):
+    """Residuals ``(2n + 3p,)`` and, with ``want_jac``, the sparse Jacobian. ``pattern`` caches the
+    Jacobian's sparsity (the same at every ``x``) after the first call."""
     K = len(R0)
     deltas = np.zeros((K, 3))
     deltas[1:] = x[: 3 * (K - 1)].reshape(-1, 3)
@@ -134,8 +137,65 @@ def _residuals_and_jac(x: np.ndarray, R0: np.ndarray, ia: np.ndarray, ib: np.nda
         rows.append(2 * n + 3 * j + np.arange(3))
         cols.append(3 * (k - 1) + np.arange(3))
         vals.append(np.full(3, prior_w * f))
-    J = coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(len(res), n_par)).tocsr()
+    vals = np.concatenate(vals)
+    if "perm" not in pattern:  # CSR order of the entries, found once by sorting their slot numbers
+        slots = coo_matrix((np.arange(1.0, len(vals) + 1.0), (np.concatenate(rows), np.concatenate(cols))), shape=(len(res), n_par)).tocsr()
+        pattern.update(perm=slots.data.astype(np.int64) - 1, indices=slots.indices, indptr=slots.indptr)
+    J = csr_matrix((vals[pattern["perm"]], pattern["indices"], pattern["indptr"]), shape=(len(res), n_par))
     return res, J
+
+
+def _robust_cost(r: np.ndarray, loss_px: float | None) -> float:
+    """Half the sum of squares, or of Huber's loss at ``loss_px`` (quadratic inside, linear outside)."""
+    if loss_px is None:
+        return 0.5 * float(r @ r)
+    a = np.abs(r)
+    return 0.5 * float(np.where(a <= loss_px, r * r, 2.0 * loss_px * a - loss_px**2).sum())
+
+
+def _levenberg_marquardt(fun, x0: np.ndarray, loss_px: float | None, max_nfev: int,
+                         xtol: float = 1e-7, ftol: float = 1e-7) -> tuple[np.ndarray, int]:
+    """Minimise ``_robust_cost(fun(x))``; ``fun(x, want_jac)`` gives residuals (and a sparse Jacobian).
+
+    Gauss-Newton steps on the normal equations ``(J^T W J + lam D) dx = -J^T W r`` (``W`` Huber's
+    reweighting, ``D`` the diagonal of ``J^T W J``), ``lam`` raised until a step lowers the cost.
+    Returns the solution and the number of residual evaluations.
+    """
+    x = x0.copy()
+    r, J = fun(x, True)
+    cost = _robust_cost(r, loss_px)
+    nfev, lam = 1, 1e-4
+    while nfev < max_nfev:
+        w = np.ones_like(r) if loss_px is None else np.minimum(1.0, loss_px / np.maximum(np.abs(r), 1e-12))
+        A = (J.T @ diags(w) @ J).toarray()
+        g = J.T @ (w * r)
+        d = np.maximum(np.diag(A), 1e-9 * max(float(np.diag(A).max()), 1e-30))
+        stepped = False
+        while nfev < max_nfev:
+            try:
+                dx = -cho_solve(cho_factor(A + lam * np.diag(d)), g)
+            except LinAlgError:
+                dx = None
+            if dx is not None:
+                x_new = x + dx
+                r_new = fun(x_new, False)
+                nfev += 1
+                cost_new = _robust_cost(r_new, loss_px)
+                if cost_new < cost:
+                    stepped = True
+                    break
+            lam *= 4.0
+            if lam > 1e12:
+                break
+        if not stepped:
+            break
+        small_step = np.linalg.norm(dx) < xtol * (xtol + np.linalg.norm(x))
+        small_gain = cost - cost_new < ftol * cost
+        x, cost, lam = x_new, cost_new, max(lam / 3.0, 1e-9)
+        if small_step or small_gain:
+            break
+        r, J = fun(x, True)
+    return x, nfev
 
 
 def adjust(links: list[Link], R_init: np.ndarray, width: int, height: int, hfov_deg: float, solve_focal: bool = True,
@@ -158,34 +218,23 @@ def adjust(links: list[Link], R_init: np.ndarray, width: int, height: int, hfov_
     x0 = np.zeros(3 * (K - 1) + (1 if solve_focal else 0))
     if solve_focal:
         x0[-1] = logf0
-    args = (R0, ia, ib, pa, pb, width, height, solve_focal, logf0, priors, 1e-3)
-    cache: dict = {}
+    args = (R0, ia, ib, pa, pb, width, height, solve_focal, logf0, priors, 1e-3, {})
 
-    def fun(x):
-        r, J = _residuals_and_jac(x, *args, want_jac=True)
-        cache["J"] = (x.copy(), J)
-        return r
+    def fun(x: np.ndarray, want_jac: bool):
+        return _residuals_and_jac(x, *args, want_jac=want_jac)
 
-    def jac(x):
-        if "J" in cache and np.array_equal(cache["J"][0], x):
-            return cache["J"][1]
-        return _residuals_and_jac(x, *args, want_jac=True)[1]
-
-    # Sparse Jacobian, LSMR steps with tight inner tolerances (a dense SVD step costs far more on a busy
-    # machine). Plain least squares first: it converges in a few steps from far (a loop closing a
-    # drift of degrees); then the Huber loss from there, so outliers lose their pull. Parameters are
-    # unscaled: scaling by the Jacobian lets the shared focal's huge column stall the rotations.
-    common = dict(jac=jac, method="trf", tr_solver="lsmr", tr_options={"atol": 1e-12, "btol": 1e-12, "maxiter": 4 * len(x0)},
-                  x_scale=1.0, xtol=1e-7, ftol=1e-7, gtol=1e-10)
-    sol = least_squares(fun, x0, loss="linear", max_nfev=max_nfev, **common)
+    # Plain least squares first: it converges in a few steps from far (a loop closing a drift of
+    # degrees); then the Huber loss from there, so outliers lose their pull.
+    x, nfev = _levenberg_marquardt(fun, x0, None, max_nfev)
     if robust:
-        sol = least_squares(fun, sol.x, loss="huber", f_scale=loss_px, max_nfev=max_nfev, **common)
+        x, more = _levenberg_marquardt(fun, x, loss_px, max_nfev)
+        nfev += more
     deltas = np.zeros((K, 3))
-    deltas[1:] = sol.x[: 3 * (K - 1)].reshape(-1, 3)
+    deltas[1:] = x[: 3 * (K - 1)].reshape(-1, 3)
     R = R0 @ rotvec_to_matrix(deltas)
-    f = math.exp(sol.x[-1]) if solve_focal else math.exp(logf0)
-    res = _residuals_and_jac(sol.x, *args, want_jac=False)[: 2 * len(pa)].reshape(-1, 2)
+    f = math.exp(x[-1]) if solve_focal else math.exp(logf0)
+    res = _residuals_and_jac(x, *args, want_jac=False)[: 2 * len(pa)].reshape(-1, 2)
     err = np.linalg.norm(res, axis=1)
     bounds = np.cumsum([0] + [len(lk.pa) for lk in links])
     med = np.array([np.median(err[bounds[i]:bounds[i + 1]]) for i in range(len(links))])
-    return BundleResult(R, hfov_from_focal(width, f), float(np.sqrt(np.mean(err**2))), med, int(sol.nfev))
+    return BundleResult(R, hfov_from_focal(width, f), float(np.sqrt(np.mean(err**2))), med, nfev)

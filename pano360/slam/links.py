@@ -80,7 +80,9 @@ def _rotation_ransac(pa: np.ndarray, pb: np.ndarray, width: int, height: int, fo
     U, _, Vt = np.linalg.svd(M)
     U[:, :, 2] *= np.sign(np.linalg.det(U @ Vt))[:, None]
     Rs = U @ Vt
-    counts = (np.linalg.norm(np.einsum("kij,nj->kni", Rs, ub) - ua[None], axis=2) < thr).sum(axis=1)
+    # |R ub - ua| < thr on unit rays is ua . (R ub) > 1 - thr^2 / 2: one (k, 9) x (9, n) product for all.
+    dots = Rs.reshape(len(Rs), 9) @ (ua[:, :, None] * ub[:, None, :]).reshape(-1, 9).T
+    counts = (dots > 1.0 - 0.5 * thr**2).sum(axis=1)
     best = np.linalg.norm(ub @ Rs[int(np.argmax(counts))].T - ua, axis=1) < thr
     if best.sum() < 3:
         return np.eye(3), best
