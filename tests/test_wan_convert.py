@@ -61,7 +61,11 @@ def test_convert_with_the_tiny_wan_model(clip, capsys):
     for k, (w, m) in enumerate(zip(_frames(out), _frames(mosaic))):
         _, foot = persp_to_erp(np.zeros((CLIP_H, CLIP_W, 3), np.uint8), clip["traj"].R[k], HFOV, W_OUT, W_OUT // 2)
         core = cv2.erode(foot.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
-        diff = np.abs(w[core].astype(float) - m[core]).mean()
-        assert diff < 3.0, (k, diff)  # the real pixels are the same in both (only the encoder differs)
+        # The real pixels are the same in both, to within two different encodes at crf 20 and
+        # rounding: luma differs by 1.3-1.7 on average (measured). The mosaic backend places the
+        # 4:2:0 planes directly, Wan's path goes through RGB, so chroma differs a little more.
+        luma = lambda rgb: rgb.astype(float) @ np.array([0.299, 0.587, 0.114])  # noqa: E731
+        diff = np.abs(luma(w[core]) - luma(m[core])).mean()
+        assert diff < 2.5, (k, diff)
         rest = w[~foot].astype(float)
         assert rest.mean() > 20 and rest.std() > 2  # the generated part is filled, not black
