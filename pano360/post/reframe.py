@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 import av
+import cv2
 import numpy as np
 
 from pano360.canvas import yuv420_planes
@@ -20,7 +21,7 @@ from pano360.errors import Pano360Error
 from pano360.io.colour import read_colour
 from pano360.io.reader import Yuv420, iter_yuv420
 from pano360.io.writer import VideoWriter
-from pano360.post.viewmap import sample, view_map
+from pano360.post.viewmap import coarse_nodes, sample, sample_yuv420_coarse, view_map
 from pano360.prefetch import prefetch
 
 __all__ = ["CameraFn", "render_yuv420", "reframe_video", "ReframeResult",
@@ -36,10 +37,16 @@ def render_yuv420(frame: Yuv420, R: np.ndarray, hfov_deg: float, projection: str
                   step: int = 16) -> tuple[np.ndarray, bool]:
     """Render one view of a 4:2:0 ERP frame: the packed ``(h * 3 / 2, w)`` yuv420p array, and
     whether its table had to be built exactly (see :func:`pano360.post.viewmap.view_map`)."""
+    if step > 1 and step % 2:
+        raise ValueError(f"the coarse table step must be even for 4:2:0, got {step}")
     erp_h, erp_w = frame.y.shape
-    luma, chroma = view_map(R, hfov_deg, projection, width, height, erp_w, erp_h, step=step, chroma=True)
     out = np.empty((height * 3 // 2, width), dtype=np.uint8)
     y, u, v = yuv420_planes(out, height)  # remapped straight into the packed frame
+    nodes = coarse_nodes(R, hfov_deg, projection, width, height, erp_w, erp_h, step) if step > 1 else None
+    if nodes is not None:
+        sample_yuv420_coarse((frame.y, frame.u, frame.v), nodes, step, (y, u, v))
+        return out, False
+    luma, chroma = view_map(R, hfov_deg, projection, width, height, erp_w, erp_h, step=1, chroma=True)
     sample(frame.y, luma, _BLACK[0], out=y)
     sample(frame.u, chroma, _BLACK[1], out=u)
     sample(frame.v, chroma, _BLACK[2], out=v)
@@ -85,6 +92,10 @@ def reframe_video(src: str | Path, dst: str | Path, camera: CameraFn, projection
         return render_yuv420(f, R[0], float(hfov[0]), projection, width, height, step)
 
     rendered = prefetch(map(render, prefetch(iter_yuv420(src, max_frames))))
+    threads = cv2.getNumThreads()
+    # Rendering has a thread of its own beside the decoder and x264, which keep the other cores
+    # busy: OpenCV's own workers would only add their spin-waits.
+    cv2.setNumThreads(1)
     try:
         with VideoWriter(dst, width, height, fps, codec=codec, crf=crf, preset=preset,
                          audio_from=src if audio else None, colour=read_colour(src)) as writer:
@@ -96,6 +107,7 @@ def reframe_video(src: str | Path, dst: str | Path, camera: CameraFn, projection
             frames = writer.frames_written
     finally:
         rendered.close()  # stops both threads when the writer fails
+        cv2.setNumThreads(threads)
     if frames == 0:
         raise Pano360Error(f"no frames decoded from {src}")
     return ReframeResult(frames=frames, width=width, height=height, fps=float(fps), exact_tables=exact)

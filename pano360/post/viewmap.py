@@ -25,7 +25,7 @@ from pano360.project.erp import dirs_to_uv
 from pano360.project.remap import erp_to_persp_map
 from pano360.project.rotation import check_rotations
 
-__all__ = ["ViewMap", "view_map", "chroma_map", "sample"]
+__all__ = ["ViewMap", "view_map", "coarse_nodes", "sample_yuv420_coarse", "chroma_map", "sample"]
 
 
 @dataclass(frozen=True)
@@ -97,33 +97,17 @@ def view_map(R: np.ndarray, hfov_deg: float, projection: str, width: int, height
         raise ValueError(f"R must be (3, 3), got {R.shape}")
     if chroma and (width % 2 or height % 2 or erp_w % 2 or erp_h % 2 or (step > 1 and step % 2)):
         raise ValueError(f"4:2:0 tables need even sizes and step, got {width}x{height} from {erp_w}x{erp_h}, step {step}")
-    if step > 1:
-        # Nodes sit at x_k = (k + 0.5) step - 0.5 for k = -1 .. n: exactly where cv2.resize's bilinear
-        # upsampling by ``step`` puts its source samples, with one node of margin on every side.
-        nx, ny = -(-width // step), -(-height // step)
-        xs = (np.arange(-1, nx + 1) + 0.5) * step - 0.5
-        ys = (np.arange(-1, ny + 1) + 0.5) * step - 0.5
-        u, v, valid = _node_uv(R, projection, hfov_deg, xs[None, :], ys[:, None], width, height, erp_w, erp_h)
-        # The cell centres, where bilinear interpolation errs most.
-        cx, cy = xs[:-1] + step / 2.0, ys[:-1] + step / 2.0
-        uc, vc, _ = _node_uv(R, projection, hfov_deg, cx[None, :], cy[:, None], width, height, erp_w, erp_h)
-        if valid.all():
-            u = _unwrap(u, erp_w)
-            u_mid = (u[:-1, :-1] + u[1:, :-1] + u[:-1, 1:] + u[1:, 1:]) / 4.0
-            v_mid = (v[:-1, :-1] + v[1:, :-1] + v[:-1, 1:] + v[1:, 1:]) / 4.0
-            du = (u_mid - uc + erp_w / 2.0) % erp_w - erp_w / 2.0
-            if max(np.abs(du).max(), np.abs(v_mid - vc).max()) <= tol_px:
-                nodes = _table(u, v, erp_h)  # rows clamped at the nodes stay clamped in between
-                big = (nx + 2) * step
-                up = cv2.resize(nodes, (big, (ny + 2) * step), interpolation=cv2.INTER_LINEAR)
-                luma = ViewMap(up[step:step + height, step:step + width], None, exact=False)
-                if not chroma:
-                    return luma, None
-                # Chroma sample a sits at full-size position 2a + 0.5; its ERP plane is half size.
-                half = (nodes - 0.5) * 0.5
-                up = cv2.resize(half, (big // 2, (ny + 2) * step // 2), interpolation=cv2.INTER_LINEAR)
-                o = step // 2
-                return luma, ViewMap(up[o:o + height // 2, o:o + width // 2], None, exact=False)
+    nodes = coarse_nodes(R, hfov_deg, projection, width, height, erp_w, erp_h, step, tol_px) if step > 1 else None
+    if nodes is not None:
+        big = nodes.shape[1] * step
+        up = cv2.resize(nodes, (big, nodes.shape[0] * step), interpolation=cv2.INTER_LINEAR)
+        luma = ViewMap(up[step:step + height, step:step + width], None, exact=False)
+        if not chroma:
+            return luma, None
+        # Chroma sample a sits at full-size position 2a + 0.5; its ERP plane is half size.
+        up = cv2.resize((nodes - 0.5) * 0.5, (big // 2, nodes.shape[0] * step // 2), interpolation=cv2.INTER_LINEAR)
+        o = step // 2
+        return luma, ViewMap(up[o:o + height // 2, o:o + width // 2], None, exact=False)
     if projection == "rectilinear":
         mx, my = erp_to_persp_map(R, hfov_deg, width, height, erp_w, erp_h)
         luma = ViewMap(_table(mx, my, erp_h), None, exact=True)
@@ -132,6 +116,61 @@ def view_map(R: np.ndarray, hfov_deg: float, projection: str, width: int, height
         mx, my = dirs_to_uv(rays @ R.T.astype(np.float32), erp_w, erp_h)
         luma = ViewMap(_table(mx, my, erp_h), None if valid.all() else valid, exact=True)
     return luma, (chroma_map(luma, erp_w, erp_h) if chroma else None)
+
+
+def coarse_nodes(R: np.ndarray, hfov_deg: float, projection: str, width: int, height: int, erp_w: int, erp_h: int,
+                 step: int = 16, tol_px: float = 0.05) -> np.ndarray | None:
+    """The coarse table of a view: ERP ``(u, v)`` float32 ``(ny + 2, nx + 2, 2)`` at nodes every
+    ``step`` output pixels (one node of margin all round), or None when bilinear interpolation
+    between them would err by more than ``tol_px`` at a cell centre (then build the exact table).
+
+    Nodes sit at ``x_k = (k + 0.5) step - 0.5`` for ``k = -1 .. n``: exactly where ``cv2.resize``'s
+    bilinear upsampling by ``step`` puts its source samples, so resizing the nodes (or any run of
+    node rows) by ``step`` gives the table.
+    """
+    R = check_rotations(R)
+    nx, ny = -(-width // step), -(-height // step)
+    xs = (np.arange(-1, nx + 1) + 0.5) * step - 0.5
+    ys = (np.arange(-1, ny + 1) + 0.5) * step - 0.5
+    u, v, valid = _node_uv(R, projection, hfov_deg, xs[None, :], ys[:, None], width, height, erp_w, erp_h)
+    if not valid.all():
+        return None
+    # The cell centres, where bilinear interpolation errs most.
+    cx, cy = xs[:-1] + step / 2.0, ys[:-1] + step / 2.0
+    uc, vc, _ = _node_uv(R, projection, hfov_deg, cx[None, :], cy[:, None], width, height, erp_w, erp_h)
+    u = _unwrap(u, erp_w)
+    u_mid = (u[:-1, :-1] + u[1:, :-1] + u[:-1, 1:] + u[1:, 1:]) / 4.0
+    v_mid = (v[:-1, :-1] + v[1:, :-1] + v[:-1, 1:] + v[1:, 1:]) / 4.0
+    du = (u_mid - uc + erp_w / 2.0) % erp_w - erp_w / 2.0
+    if max(np.abs(du).max(), np.abs(v_mid - vc).max()) > tol_px:
+        return None
+    return _table(u, v, erp_h)  # rows clamped at the nodes stay clamped in between
+
+
+def sample_yuv420_coarse(planes: tuple[np.ndarray, np.ndarray, np.ndarray], nodes: np.ndarray, step: int,
+                         out: tuple[np.ndarray, np.ndarray, np.ndarray], band: int = 8) -> None:
+    """Remap 4:2:0 ERP planes ``(y, u, v)`` through :func:`coarse_nodes` into ``out`` (the output's
+    ``y (h, w)``, ``u, v (h/2, w/2)``), ``band`` node rows at a time.
+
+    The same pixels as :func:`view_map` + :func:`sample`, but the full-size table (16 MB at 1080p)
+    never exists: each strip's table is made, used and dropped while it is in cache, which leaves
+    the cache to the decoder and encoder running beside.
+    """
+    h, w = out[0].shape
+    rows_n, cols_n = nodes.shape[:2]
+    big = cols_n * step
+    half = (nodes - 0.5) * 0.5  # chroma coordinates (see view_map)
+    o = step // 2
+    for k in range(0, rows_n - 2, band):
+        kb = min(rows_n - 2, k + band)
+        r0, r1 = k * step, min(h, kb * step)
+        up = cv2.resize(nodes[k:kb + 2], (big, (kb - k + 2) * step), interpolation=cv2.INTER_LINEAR)
+        cv2.remap(planes[0], up[step:step + r1 - r0, step:step + w], None, cv2.INTER_LINEAR, dst=out[0][r0:r1],
+                  borderMode=cv2.BORDER_WRAP)
+        up = cv2.resize(half[k:kb + 2], (big // 2, (kb - k + 2) * o), interpolation=cv2.INTER_LINEAR)
+        table = up[o:o + (r1 - r0) // 2, o:o + w // 2]
+        for src, dst in zip(planes[1:], out[1:]):
+            cv2.remap(src, table, None, cv2.INTER_LINEAR, dst=dst[r0 // 2:r1 // 2], borderMode=cv2.BORDER_WRAP)
 
 
 def chroma_map(vm: ViewMap, erp_w: int, erp_h: int) -> ViewMap:
