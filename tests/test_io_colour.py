@@ -42,3 +42,28 @@ def test_unspecified_is_bt601_like_opencv_and_bt709_differs(photo):
 def test_read_colour_of_real_clips():
     assert read_colour(shared_file("clips/cup.mp4")) == ColourInfo(6, 1, 6, 1)  # tagged SMPTE 170M
     assert read_colour(shared_file("clips/box.mp4")) == ColourInfo()  # untagged
+
+
+def test_writer_says_which_matrix_its_frames_use(tmp_path):
+    """RGB frames are converted with BT.601 and tagged so (players would guess BT.709 for HD);
+    4:2:0 frames carry the colour they are given, or none."""
+    import json
+    import subprocess
+
+    from pano360.io.writer import VideoWriter
+
+    def tags(path):
+        out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                              "stream=color_space,color_range,color_primaries", "-of", "json", str(path)],
+                             capture_output=True, text=True, check=True).stdout
+        return json.loads(out)["streams"][0]
+
+    with VideoWriter(tmp_path / "rgb.mp4", 64, 32, 30, colour=ColourInfo(1, 1, 1, 1)) as w:
+        w.write(np.full((32, 64, 3), 90, np.uint8))
+    assert tags(tmp_path / "rgb.mp4") == {"color_range": "tv", "color_space": "smpte170m", "color_primaries": "bt709"}
+    with VideoWriter(tmp_path / "yuv.mp4", 64, 32, 30, colour=ColourInfo(1, 1, 1, 1)) as w:
+        w.write_yuv420(np.full((48, 64), 90, np.uint8))
+    assert tags(tmp_path / "yuv.mp4") == {"color_range": "tv", "color_space": "bt709", "color_primaries": "bt709"}
+    with VideoWriter(tmp_path / "plain.mp4", 64, 32, 30) as w:
+        w.write_yuv420(np.full((48, 64), 90, np.uint8))
+    assert read_colour(tmp_path / "plain.mp4") == ColourInfo()

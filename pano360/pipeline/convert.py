@@ -260,7 +260,7 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
         # The mosaic backend works in the decoder's 4:2:0 planes (no RGB at full size, in or out);
         # other backends (and odd-sized inputs) go through RGB.
         yuv = hasattr(backend, "fill_placed_yuv420") and info.width % 2 == 0 and info.height % 2 == 0
-        colour = read_colour(src) if yuv else None
+        colour = read_colour(src)  # the RGB path keeps its primaries and transfer (VideoWriter.write)
 
         def mark_seen(pl: Placement) -> None:
             for erp_cols, box_cols in pl.column_pieces():
