@@ -71,11 +71,13 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def evaluate(out_path: Path, truth: np.ndarray, traj, clip_size: tuple[int, int], samples: int = 12) -> dict:
     """Fidelity numbers of an output video against the true world panorama (same size)."""
-    from pano360.generate.mosaic_place import feather_alpha, place_frame
+    from pano360.generate.mosaic import MosaicBackend
+    from pano360.generate.mosaic_place import place_frame
+
     w, h = clip_size
     width = truth.shape[1]
     height = width // 2
-    band = feather_alpha(w, h, max(1.0, 0.025 * max(w, h)))
+    band = MosaicBackend(feather=0.025).frame_alpha(w, h)
     # Everything any frame saw (at output size), built from the true trajectory.
     seen = np.zeros((height, width), bool)
     for i in range(len(traj)):

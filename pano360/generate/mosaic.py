@@ -25,8 +25,9 @@ from scipy.ndimage import gaussian_filter1d
 
 from pano360.canvas import Canvas, yuv420_planes
 from pano360.generate.mosaic_fill import pad_sphere, spherical_fill
-from pano360.generate.mosaic_place import Placement, Yuv420Placement, feather_alpha, place_frame
+from pano360.generate.mosaic_place import Placement, Yuv420Placement, place_frame
 from pano360.project.camera import focal_from_hfov
+from pano360.project.footprint import feather_alpha
 
 __all__ = ["Background", "MosaicBackend", "background_sample_width", "build_background", "upsample_erp", "gain_lut", "composite"]
 
@@ -79,7 +80,7 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
 
 def _centre_weight(width: int, height: int) -> np.ndarray:
     """Frame-space weight for averaging: 255 at the centre falling to 0 at the border (a tent)."""
-    return feather_alpha(width, height, min(width, height) / 2.0)
+    return feather_alpha(width, height, min(width, height) / 2.0, np.uint8)
 
 
 def background_sample_width(frame_w: int, hfov_deg: float, bg_width: int) -> int:
@@ -245,7 +246,7 @@ class MosaicBackend:
 
     def frame_alpha(self, width: int, height: int) -> np.ndarray:
         """The frame-space feather weight this backend wants placements made with."""
-        return feather_alpha(width, height, max(1.0, self.feather * max(width, height)))
+        return feather_alpha(width, height, max(1.0, self.feather * max(width, height)), np.uint8)
 
     def _start(self, width: int) -> np.ndarray:
         if self.background is None:

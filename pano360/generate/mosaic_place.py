@@ -9,14 +9,13 @@ falling to 0 over a band at the frame border, 0 outside the frame.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from pano360.canvas import Canvas
 from pano360.project.footprint import fixed_point_maps, persp_footprint_region, remap_region
 
-__all__ = ["Placement", "Yuv420Placement", "place_frame", "place_yuv420", "feather_alpha", "canvas_from_placement"]
+__all__ = ["Placement", "Yuv420Placement", "place_frame", "place_yuv420", "canvas_from_placement"]
 
 
 @dataclass(frozen=True)
@@ -58,21 +57,6 @@ class Placement:
             return [(slice(self.u0, end), slice(0, n))]
         first = w - self.u0
         return [(slice(self.u0, w), slice(0, first)), (slice(0, end - w), slice(first, n))]
-
-
-@lru_cache(maxsize=8)
-def feather_alpha(width: int, height: int, band_px: float) -> np.ndarray:
-    """Frame-space weight ``(height, width) uint8``: 255 farther than ``band_px`` from the border, a
-    linear ramp to 0 at the outer pixel edge. Read-only, cached."""
-    x = np.arange(width, dtype=np.float32) + 0.5
-    y = np.arange(height, dtype=np.float32) + 0.5
-    dx = np.minimum(x, width - x)
-    dy = np.minimum(y, height - y)
-    d = np.minimum(dx[None, :], dy[:, None])
-    a = np.clip(d / max(band_px, 1e-3), 0.0, 1.0) if band_px > 0 else np.ones_like(d)
-    out = np.round(a * 255.0).astype(np.uint8)
-    out.flags.writeable = False
-    return out
 
 
 def place_frame(rgb: np.ndarray, R: np.ndarray, hfov_deg: float, erp_w: int, alpha: np.ndarray | None = None,
