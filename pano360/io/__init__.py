@@ -11,6 +11,7 @@ import importlib
 _EXPORTS = {
     "Frame": "reader", "iter_frames": "reader", "upright": "reader",
     "VideoWriter": "writer",
+    "ColourInfo": "colour", "read_colour": "colour",
     "VideoInfo": "probe", "probe_video": "probe", "validate_video_input": "probe",
     "SphericalInfo": "spherical", "read_spherical": "spherical", "inject_spherical": "spherical",
     "finalize_360": "spherical", "spherical_output": "spherical",
