@@ -255,3 +255,21 @@ def test_output_carries_the_input_colour_and_the_background_matches_it(rendered,
         for fa, fb in zip(a.decode(video=0), b.decode(video=0)):
             pa, pb = fa.to_ndarray(format="yuv420p").astype(int), fb.to_ndarray(format="yuv420p").astype(int)
             assert np.abs(pa - pb).mean() < 0.6
+
+
+def test_follow_output_is_the_world_output_turned_by_the_heading(rendered, tmp_path):
+    """--orientation follow turns each 4:2:0 frame (luma and chroma) by the smoothed heading: frame
+    for frame it is the world-locked output rolled by that many columns (even, for chroma)."""
+    from pano360.pipeline.orient import follow_shifts, heading_deg
+
+    outs = {}
+    for mode in ("world", "follow"):
+        outs[mode] = tmp_path / f"{mode}.mp4"
+        assert main(["convert", str(rendered["clip"]), str(outs[mode]), "--width", "256", "--trajectory",
+                     str(rendered["traj_path"]), "--orientation", mode, "-q", "--crf", "8"]) == 0
+    traj = rendered["traj"]
+    shifts = follow_shifts(heading_deg(traj.time_s, traj.R), 256)
+    assert np.abs(shifts).max() >= 8  # the clip pans: the test means something
+    for k, (w, f) in enumerate(zip(_decode_i420(outs["world"]), _decode_i420(outs["follow"]))):
+        s = int(shifts[k]) - int(shifts[k]) % 2
+        assert np.abs(np.roll(w, -s, axis=1).astype(float) - f).mean() < 1.5, k
