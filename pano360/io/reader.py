@@ -140,13 +140,18 @@ def iter_gray(path: str | Path, size: tuple[int, int] | None = None, *,
     RGB frame: twice the decoding speed at 1280x720 for tracking at 640 px.
     """
     for index, t, frame in _decoded(path, max_frames):
-        rotation = int(round(frame.rotation or 0)) % 360
-        if size is None:
-            gray = frame.to_ndarray(format="gray")
-        else:
-            w, h = (size[1], size[0]) if rotation in (90, 270) else size
-            gray = frame.to_ndarray(format="gray", width=w, height=h, interpolation="AREA")
-        yield index, t, upright(gray, rotation)
+        yield index, t, _to_gray(frame, size)
+
+
+def _to_gray(frame: av.VideoFrame, size: tuple[int, int] | None) -> np.ndarray:
+    """Upright 8-bit luma, at the upright ``size = (w, h)`` when given (swscale's area filter)."""
+    rotation = int(round(frame.rotation or 0)) % 360
+    if size is None:
+        gray = frame.to_ndarray(format="gray")
+    else:
+        w, h = (size[1], size[0]) if rotation in (90, 270) else size
+        gray = frame.to_ndarray(format="gray", width=w, height=h, interpolation="AREA")
+    return upright(gray, rotation)
 
 
 def iter_gray_sampled(path: str | Path, size: tuple[int, int], every: int, rgb_width: int, *,
@@ -157,11 +162,10 @@ def iter_gray_sampled(path: str | Path, size: tuple[int, int], every: int, rgb_w
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
     for index, t, frame in _decoded(path, max_frames):
-        rotation = int(round(frame.rotation or 0)) % 360
-        w, h = (size[1], size[0]) if rotation in (90, 270) else size
-        gray = upright(frame.to_ndarray(format="gray", width=w, height=h, interpolation="AREA"), rotation)
-        rgb = upright(_to_rgb(frame, rgb_width), rotation) if index % every == 0 else None
-        yield index, t, gray, rgb
+        rgb = None
+        if index % every == 0:
+            rgb = upright(_to_rgb(frame, rgb_width), int(round(frame.rotation or 0)) % 360)
+        yield index, t, _to_gray(frame, size), rgb
 
 
 @dataclass(frozen=True)

@@ -80,8 +80,8 @@ def reframe_video(src: str | Path, dst: str | Path, camera: CameraFn, projection
     """Reframe the ERP video ``src`` into ``dst`` (written directly: wrap in ``atomic_output``).
 
     ``camera(times)`` gives each frame's rotation (camera to world, the ERP's frame) and FOV.
-    Three stages overlap, each on its own thread: decoding, rendering (OpenCV spreads each remap
-    over the cores) and encoding (x264's own threads). The output carries the input's colour tags
+    Three stages overlap, each on its own thread: decoding, rendering (one OpenCV thread while it
+    runs) and encoding (x264's own threads). The output carries the input's colour tags
     (its planes pass through in the input's Y'CbCr).
     """
     exact = 0
