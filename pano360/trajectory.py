@@ -110,13 +110,10 @@ class Trajectory:
     @classmethod
     def load(cls, path: str | Path) -> "Trajectory":
         """Read a trajectory file; raises Pano360Error on a missing or malformed file."""
+        from pano360.io.jsonfile import read_json_file
+
         path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise Pano360Error(f"trajectory file not found: {path}") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise Pano360Error(f"cannot read trajectory file {path}: {exc}") from None
+        data = read_json_file(path, "trajectory")
         if not isinstance(data, dict):
             raise Pano360Error(f"not a valid trajectory file: {path}")
         return cls.from_json(data)

@@ -27,13 +27,13 @@ Before the first keyframe and after the last the camera holds still.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pano360.errors import Pano360Error
+from pano360.io.jsonfile import read_json_file
 
 __all__ = ["Keyframe", "EASINGS", "INTERPOLATIONS", "parse_keyframes", "load_keyframes", "ease", "camera_path", "KeyframePath"]
 
@@ -111,14 +111,7 @@ def parse_keyframes(data: dict | list) -> tuple[list[Keyframe], str]:
 
 def load_keyframes(path: str | Path) -> tuple[list[Keyframe], str]:
     """Read and validate a keyframes JSON file (see the module docstring)."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise Pano360Error(f"keyframes file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Pano360Error(f"cannot read keyframes file {path}: {exc}") from None
-    return parse_keyframes(data)
+    return parse_keyframes(read_json_file(path, "keyframes"))
 
 
 def _eased_knot_time(keyframes: list[Keyframe], times: np.ndarray) -> np.ndarray:
