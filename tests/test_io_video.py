@@ -253,3 +253,29 @@ def test_every_yields_only_the_multiples_with_their_own_times(tmp_path):
     for f in some:
         assert f.time_s == full[f.index].time_s
         assert np.array_equal(f.rgb, full[f.index].rgb)
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuvj420p", "yuv444p"])
+@pytest.mark.parametrize("rotation", [0, 90])
+def test_gray_matches_swscale_luma(tmp_path, pix_fmt, rotation):
+    """iter_gray reads the decoder's luma plane itself: same values (range stretched, area-scaled, upright) as swscale's gray."""
+    from pano360.io.reader import iter_gray, upright
+
+    rng = np.random.default_rng(3)
+    img = cv2_smooth(rng.integers(0, 256, (96, 128, 3), np.uint8))
+    img[:10] = 0  # limited range clips below 16: the stretch must saturate, not wrap
+    clip = _encode(tmp_path / "g.mp4", [img] * 2, pix_fmt=pix_fmt, rotation=rotation or None)
+    with av.open(str(clip)) as c:
+        frame = next(c.decode(video=0))
+        for size in (None, (64, 48) if rotation == 0 else (48, 64)):
+            got = next(iter_gray(clip, size))[2]
+            w, h = (frame.width, frame.height) if size is None else (size[1], size[0]) if rotation else size
+            want = upright(frame.to_ndarray(format="gray", width=w, height=h, interpolation="AREA"), rotation)
+            assert got.shape == want.shape and got.dtype == np.uint8
+            assert np.abs(got.astype(int) - want).mean() < 0.6 and np.abs(got.astype(int) - want).max() <= 2
+
+
+def cv2_smooth(img: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.GaussianBlur(img, (0, 0), 2)
