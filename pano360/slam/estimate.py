@@ -235,11 +235,14 @@ def _run(frames: Iterable[tuple[float, np.ndarray]], width: int, height: int, hf
     tracker = Tracker(work[0], work[1], config or TrackerConfig())
     times = []
     t0, c0 = time.perf_counter(), time.process_time()
-    for i, (t, frame) in enumerate(frames):
-        tracker.push(_to_gray(frame, work))
-        times.append(t)
-        if progress is not None:
-            progress(i + 1)
+    try:
+        for i, (t, frame) in enumerate(frames):
+            tracker.push(_to_gray(frame, work))
+            times.append(t)
+            if progress is not None:
+                progress(i + 1)
+    finally:
+        tracker.finish()
     if not times:
         raise Pano360Error(f"no frames to track in {source or 'the clip'}")
     stats = {"frontend_s": time.perf_counter() - t0, "frontend_cpu_s": time.process_time() - c0, "frames": len(times), "work_size": list(work)}

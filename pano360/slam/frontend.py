@@ -13,6 +13,7 @@ the estimate (NOTES.md, "Rotation and focal estimation on a CPU").
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import cv2
@@ -43,14 +44,25 @@ class TrackerConfig:
 
 @dataclass
 class Keyframe:
-    """A keyframe: frame index, segment, live track ids ``(n,)`` and positions ``(n, 2)``, ORB data."""
+    """A keyframe: frame index, segment, live track ids ``(n,)`` and positions ``(n, 2)``, ORB data.
+
+    The ORB data (for loop closure only) is computed on a worker thread while tracking goes on:
+    ``orb_pts``/``orb_desc`` wait for it on first use.
+    """
 
     frame: int
     segment: int
     ids: np.ndarray
     pts: np.ndarray
-    orb_pts: np.ndarray
-    orb_desc: np.ndarray | None
+    orb: Future
+
+    @property
+    def orb_pts(self) -> np.ndarray:
+        return self.orb.result()[0]
+
+    @property
+    def orb_desc(self) -> np.ndarray | None:
+        return self.orb.result()[1]
 
 
 @dataclass
@@ -85,6 +97,17 @@ def _match_exposure(src: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return cv2.convertScaleAbs(src, alpha=gain)
 
 
+def _orb_features(orb: cv2.ORB, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """ORB corners ``(m, 2)`` refined to sub-pixel, and their descriptors."""
+    kps, desc = orb.detectAndCompute(gray, None)
+    pts = np.array([kp.pt for kp in kps], np.float32).reshape(-1, 2)
+    if len(pts):
+        # ORB's corners sit on its pyramid's grid; the sub-pixel corner is what two views share.
+        crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 10, 0.01)
+        pts = cv2.cornerSubPix(gray, pts.reshape(-1, 1, 2).copy(), (3, 3), (-1, -1), crit).reshape(-1, 2)
+    return pts, desc
+
+
 def _empty2() -> np.ndarray:
     return np.zeros((0, 2), np.float32)
 
@@ -105,6 +128,8 @@ class Tracker:
         self._cells = [(int(self.width * c / cols), int(self.width * (c + 1) / cols), int(self.height * r / rows), int(self.height * (r + 1) / rows))
                        for r in range(rows) for c in range(cols)]
         self._orb = cv2.ORB_create(cfg.orb_features)
+        # One worker: keyframes' ORB features are for the back end, so they need not hold up tracking.
+        self._orb_pool = ThreadPoolExecutor(1, thread_name_prefix="pano360-orb")
         self._prev = None
         self._kf_img = None
         self._pts = _empty2()  # live tracks in the previous frame
@@ -121,6 +146,10 @@ class Tracker:
         self._last_steady = -10**9  # last frame that ended a run of 3 tracked frames
         self._H_step = np.eye(3)
         self._H_prev = np.eye(3)
+
+    def finish(self) -> None:
+        """Wait for the keyframes' ORB features and stop the worker; call once all frames are pushed."""
+        self._orb_pool.shutdown(wait=True)
 
     # -- detection -------------------------------------------------------------------------
     def _detect(self, gray: np.ndarray, existing: np.ndarray) -> np.ndarray:
@@ -159,13 +188,8 @@ class Tracker:
         self._kf_count = -1  # set by the first tracked frame: many fresh corners never survive one
         if new_segment:
             self._segment += 1
-        kps, desc = self._orb.detectAndCompute(gray, None)
-        orb_pts = np.array([kp.pt for kp in kps], np.float32).reshape(-1, 2)
-        if len(orb_pts):
-            # ORB's corners sit on its pyramid's grid; the sub-pixel corner is what two views share.
-            crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 10, 0.01)
-            orb_pts = cv2.cornerSubPix(gray, orb_pts.reshape(-1, 1, 2).copy(), (3, 3), (-1, -1), crit).reshape(-1, 2)
-        self.keyframes.append(Keyframe(index, self._segment, self._ids.copy(), self._pts.copy(), orb_pts, desc))
+        orb = self._orb_pool.submit(_orb_features, self._orb, gray)
+        self.keyframes.append(Keyframe(index, self._segment, self._ids.copy(), self._pts.copy(), orb))
         self._H_prev = np.eye(3)
 
     # -- tracking --------------------------------------------------------------------------
@@ -185,7 +209,7 @@ class Tracker:
                 self._lost = False
                 obs = FrameObs(len(self.keyframes) - 1, _empty2(), _empty2(), len(self._pts), "restart" if was_tracking or index > 0 else "")
             else:
-                self.keyframes.pop()
+                self.keyframes.pop().orb.cancel()
                 self._segment -= 1
                 self._lost = True
                 self._pts, self._ids, self._age = _empty2(), np.zeros(0, np.int64), np.zeros(0, np.int64)
