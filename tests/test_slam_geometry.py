@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pano360.project.rotation import euler_to_matrix, rotation_angle_deg, rotvec_to_matrix
+from pano360.project.rotation import best_rotation, euler_to_matrix, rotation_angle_deg, rotvec_to_matrix
 from pano360.slam.bundle import adjust, search_hfov
-from pano360.slam.geometry import best_rotation, pixels_to_rays, rays_to_pixels, right_jacobian
+from pano360.slam.geometry import pixels_to_rays, ransac_rotation, rays_to_pixels, right_jacobian, rotation_fit_cost
 from pano360.slam.links import Link
 from pano360.slam.metadata import focal_35mm_from_tags, hfov_from_35mm
 from pano360.slam.rolling import unroll_pixels
@@ -105,3 +105,40 @@ def test_docstring_examples(name):
     import importlib
 
     assert doctest.testmod(importlib.import_module(name)).failed == 0
+
+
+def test_ransac_rotation_recovers_a_rotation_among_outliers():
+    rng = np.random.default_rng(5)
+    R = rotvec_to_matrix(np.array([0.3, -0.2, 0.5]))
+    b = rng.normal(size=(200, 3))
+    b /= np.linalg.norm(b, axis=1, keepdims=True)
+    a = b @ R.T
+    a[:60] = rng.normal(size=(60, 3))  # 30% outliers
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    for refits in (1, 2):
+        est, inl = ransac_rotation(a, b, np.radians(0.1), rng, hypotheses=96, refits=refits)
+        assert rotation_angle_deg(est, R) < 1e-6 and inl[60:].all() and inl[:60].sum() < 3
+    assert rotation_angle_deg(best_rotation(a[60:], b[60:]), R) < 1e-6
+
+
+def test_best_rotation_is_batched_and_weighted():
+    rng = np.random.default_rng(6)
+    R = rotvec_to_matrix(rng.normal(size=(4, 3)))
+    b = rng.normal(size=(4, 30, 3))
+    a = np.einsum("kij,knj->kni", R, b) * rng.uniform(0.5, 2.0, size=(4, 30, 1))  # lengths do not matter
+    assert np.all(rotation_angle_deg(best_rotation(a, b), R) < 1e-9)
+    a[:, :5] = rng.normal(size=(4, 5, 3))  # outliers that weight zero ignores
+    w = np.ones((4, 30))
+    w[:, :5] = 0.0
+    assert np.all(rotation_angle_deg(best_rotation(a, b, w), R) < 1e-9)
+
+
+def test_rotation_fit_cost_is_lowest_at_the_true_focal():
+    rng = np.random.default_rng(7)
+    w, h, f = 640, 360, 500.0
+    pb = rng.uniform([0, 0], [w, h], size=(60, 2))
+    pa = np.concatenate([rays_to_pixels(pixels_to_rays(pb[i:i + 30], w, h, f) @ rotvec_to_matrix(rv).T, w, h, f)
+                         for i, rv in ((0, [0.0, 0.1, 0.0]), (30, [0.05, -0.08, 0.02]))])
+    starts = np.array([0, 30])
+    costs = [rotation_fit_cost(pa, pb, starts, w, h, ff) for ff in (400.0, 500.0, 600.0)]
+    assert costs[1] < 1e-12 < min(costs[0], costs[2])

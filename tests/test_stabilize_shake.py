@@ -11,9 +11,9 @@ from pano360.cli import main
 from pano360.io.reader import iter_frames
 from pano360.io.writer import VideoWriter
 from pano360.post.smoothing import corrections, smooth_lock, smooth_none, smooth_plain
-from pano360.post.sphere_motion import SphereTracker, ransac_rotation, wahba
+from pano360.post.sphere_motion import SphereTracker
 from pano360.project.remap import rotate_erp
-from pano360.project.rotation import euler_to_matrix, rotation_angle_deg, rotvec_to_matrix
+from pano360.project.rotation import euler_to_matrix, rotation_angle_deg
 from pano360.trajectory import Trajectory
 
 N_FRAMES = 20
@@ -103,19 +103,6 @@ def test_level_estimate_on_a_tilted_still_panorama():
         true_up = T.T @ np.array([0.0, -1.0, 0.0])
         assert np.degrees(np.arccos(np.clip(up @ true_up, -1, 1))) < 1.0  # measured 0.04-0.05 deg
         assert share > 0.5
-
-
-def test_wahba_ransac_recovers_a_rotation_among_outliers():
-    rng = np.random.default_rng(5)
-    R = rotvec_to_matrix(np.array([0.3, -0.2, 0.5]))
-    a = rng.normal(size=(200, 3))
-    a /= np.linalg.norm(a, axis=1, keepdims=True)
-    b = a @ R.T
-    b[:60] = rng.normal(size=(60, 3))  # 30% outliers
-    b /= np.linalg.norm(b, axis=1, keepdims=True)
-    est, inl = ransac_rotation(a, b, 0.1, rng)
-    assert rotation_angle_deg(est, R) < 1e-6 and inl[60:].all() and inl[:60].sum() < 3
-    assert rotation_angle_deg(wahba(a[60:], b[60:]), R) < 1e-6
 
 
 def test_smoothers_follow_gyroflows_contract():

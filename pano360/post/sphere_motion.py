@@ -24,56 +24,13 @@ import numpy as np
 
 from pano360.project.camera import focal_from_hfov
 from pano360.project.remap import erp_to_persp
-from pano360.project.rotation import euler_to_matrix
+from pano360.project.rotation import euler_to_matrix, rotation_angle_deg
+from pano360.slam.geometry import ransac_rotation, unit_rays
 
-__all__ = ["CUBE_FACES", "wahba", "ransac_rotation", "SphereTracker", "estimate_sphere_rotations"]
+__all__ = ["CUBE_FACES", "SphereTracker", "estimate_sphere_rotations"]
 
 # World rotations of the six cube faces: front, right, back, left, up, down.
 CUBE_FACES = euler_to_matrix([0.0, 90.0, 180.0, -90.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 90.0, -90.0], 0.0)
-
-
-def wahba(a: np.ndarray, b: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """The rotation ``R`` minimising ``sum w ||b - R a||^2`` for unit vectors ``a, b (..., N, 3)``.
-
-    Batched over leading axes (Kabsch: SVD of ``B = sum w b a^T``, determinant fixed to +1).
-    """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape or a.shape[-1] != 3:
-        raise ValueError(f"a and b must both be (..., N, 3), got {a.shape} and {b.shape}")
-    if weights is not None:
-        b = b * np.asarray(weights, dtype=np.float64)[..., None]
-    B = np.swapaxes(b, -1, -2) @ a
-    U, _, Vt = np.linalg.svd(B)
-    d = np.sign(np.linalg.det(U @ Vt))
-    D = np.ones(B.shape[:-1])
-    D[..., -1] = d
-    return (U * D[..., None, :]) @ Vt
-
-
-def ransac_rotation(a: np.ndarray, b: np.ndarray, threshold_deg: float, generator: np.random.Generator,
-                    hypotheses: int = 96) -> tuple[np.ndarray, np.ndarray]:
-    """Robust ``R`` with ``b ~ R a`` from unit vectors ``a, b (N, 3)``; returns ``(R, inliers (N,) bool)``.
-
-    2-point hypotheses scored by how many vectors agree within ``threshold_deg``; the best is
-    refitted on its inliers twice.
-    """
-    n = len(a)
-    if n < 3:
-        raise ValueError(f"need at least 3 vector pairs, got {n}")
-    cos_t = np.cos(np.radians(threshold_deg))
-    idx = generator.integers(0, n, size=(hypotheses, 2))
-    idx = idx[idx[:, 0] != idx[:, 1]]
-    Rs = wahba(a[idx], b[idx])  # (k, 3, 3)
-    score = np.einsum("kij,nj,ni->kn", Rs, a, b) >= cos_t
-    inl = score[np.argmax(score.sum(axis=1))]
-    R = np.eye(3)
-    for _ in range(2):
-        if inl.sum() < 3:
-            break
-        R = wahba(a[inl], b[inl])
-        inl = np.einsum("ij,nj,ni->n", R, a, b) >= cos_t
-    return R, inl
 
 
 @dataclass
@@ -97,7 +54,7 @@ class SphereTracker:
         self.size = int(face_size or max(64, erp_w // 4))
         self.corners = corners_per_face
         self.f = focal_from_hfov(self.size, 90.0)
-        self.threshold_deg = float(np.degrees(threshold_px / self.f))
+        self.threshold = threshold_px / self.f  # radians
         self.rng = generator if generator is not None else np.random.default_rng(0)
         self.ref: _Reference | None = None
         self.history: list[np.ndarray] = []
@@ -105,10 +62,7 @@ class SphereTracker:
     # -- geometry ---------------------------------------------------------------------------
 
     def _rays(self, pts: np.ndarray) -> np.ndarray:
-        c = self.size / 2.0 - 0.5
-        xy = (pts.reshape(-1, 2) - c) / self.f
-        r = np.concatenate([xy, np.ones((len(xy), 1))], axis=1)
-        return r / np.linalg.norm(r, axis=1, keepdims=True)
+        return unit_rays(pts.reshape(-1, 2), self.size, self.size, self.f)
 
     def _faces(self, gray: np.ndarray, R: np.ndarray) -> list[np.ndarray]:
         """The world-fixed cube faces as seen in a frame whose rotation is ``R``."""
@@ -148,7 +102,7 @@ class SphereTracker:
         a, b = np.concatenate(cam), np.concatenate(world)
         if len(a) < 6:
             return R_pred, 0, len(a)
-        R, inl = ransac_rotation(a, b, self.threshold_deg, self.rng)
+        R, inl = ransac_rotation(b, a, self.threshold, self.rng, hypotheses=96, refits=2)  # world ~ R cam
         return R, int(inl.sum()), len(a)
 
     def update(self, index: int, gray: np.ndarray) -> tuple[np.ndarray, int]:
@@ -164,7 +118,7 @@ class SphereTracker:
         R_pred = h[-1] if len(h) < 2 else (h[-1] @ h[-2].T) @ h[-1]  # constant angular velocity
         R, inliers, tracked = self._measure(gray, R_pred)
         for _ in range(2):  # refine from faces re-rendered with the new estimate
-            step = np.degrees(np.arccos(np.clip((np.trace(R.T @ R_pred) - 1) / 2, -1, 1)))
+            step = rotation_angle_deg(R, R_pred)
             if step < 0.2 or inliers == 0:
                 break
             R_pred = R

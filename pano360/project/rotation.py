@@ -29,6 +29,7 @@ __all__ = [
     "interpolate_rotations",
     "smooth_rotations",
     "orthonormalize",
+    "best_rotation",
     "check_rotations",
 ]
 
@@ -160,7 +161,28 @@ def orthonormalize(R: np.ndarray) -> np.ndarray:
     """The nearest rotation matrices (SVD projection onto SO(3)) of ``(..., 3, 3)`` arrays."""
     R = check_rotations(R)
     U, _, Vt = np.linalg.svd(R)
-    det = np.linalg.det(U @ Vt)
     D = np.ones(R.shape[:-1])
-    D[..., -1] = det
+    D[..., -1] = np.sign(np.linalg.det(U @ Vt))
     return (U * D[..., None, :]) @ Vt
+
+
+def best_rotation(a: np.ndarray, b: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """The rotations ``R (..., 3, 3)`` that best map directions ``b`` onto ``a``: ``a ~ R @ b``.
+
+    Wahba's problem, solved as Kabsch does: the nearest rotation to ``sum w a b^T``. ``a, b``
+    are ``(..., n, 3)`` (normalised here), batched over leading axes; ``weights (..., n)`` optional.
+
+    >>> R = euler_to_matrix(30.0, -10.0, 5.0)
+    >>> b = np.eye(3)
+    >>> bool(np.allclose(best_rotation(b @ R.T, b), R))
+    True
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.shape[-1] != 3:
+        raise ValueError(f"a and b must both be (..., n, 3), got {a.shape} and {b.shape}")
+    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
+    if weights is not None:
+        a = a * np.asarray(weights, dtype=np.float64)[..., None]
+    return orthonormalize(np.swapaxes(a, -1, -2) @ b)

@@ -19,19 +19,10 @@ from scipy.sparse import coo_matrix, csr_matrix, diags
 
 from pano360.project.camera import focal_from_hfov, hfov_from_focal
 from pano360.project.rotation import rotvec_to_matrix
-from pano360.slam.geometry import pixels_to_rays, right_jacobian, skew
+from pano360.slam.geometry import pixels_to_rays, right_jacobian, rotation_fit_cost, skew
 from pano360.slam.links import Link
 
 __all__ = ["search_hfov", "BundleResult", "adjust"]
-
-
-def _batched_kabsch(ua: np.ndarray, ub: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Best rotations ``(L, 3, 3)`` with ``ua ~ R ub`` for the point groups beginning at ``starts``."""
-    M = np.add.reduceat(ua[:, :, None] * ub[:, None, :], starts, axis=0)
-    U, _, Vt = np.linalg.svd(M)
-    d = np.sign(np.linalg.det(U @ Vt))
-    U[:, :, 2] *= d[:, None]
-    return U @ Vt
 
 
 def search_hfov(links: list[Link], width: int, height: int, lo: float = 20.0, hi: float = 150.0, trunc_px: float = 2.0) -> tuple[float, float]:
@@ -50,16 +41,9 @@ def search_hfov(links: list[Link], width: int, height: int, lo: float = 20.0, hi
     pa = np.concatenate([lk.pa[s] for lk, s in zip(longest, subs)])
     pb = np.concatenate([lk.pb[s] for lk, s in zip(longest, subs)])
     starts = np.cumsum([0] + [len(s) for s in subs])[:-1]
-    owner = np.repeat(np.arange(len(subs)), [len(s) for s in subs])
 
     def cost(hfov: float) -> float:
-        f = focal_from_hfov(width, hfov)
-        ra, rb = pixels_to_rays(pa, width, height, f), pixels_to_rays(pb, width, height, f)
-        ua = ra / np.linalg.norm(ra, axis=1, keepdims=True)
-        ub = rb / np.linalg.norm(rb, axis=1, keepdims=True)
-        R = _batched_kabsch(ua, ub, starts)
-        err = f * np.linalg.norm(np.einsum("nij,nj->ni", R[owner], ub) - ua, axis=1)
-        return float((np.minimum(err, trunc_px) ** 2).sum())
+        return rotation_fit_cost(pa, pb, starts, width, height, focal_from_hfov(width, hfov), trunc_px)
 
     grid = np.arange(lo, hi + 1e-9, 2.0)
     costs = np.array([cost(h) for h in grid])

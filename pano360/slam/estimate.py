@@ -25,10 +25,10 @@ import numpy as np
 
 from pano360.errors import Pano360Error
 from pano360.project.camera import focal_from_hfov
-from pano360.project.rotation import interpolate_rotations
+from pano360.project.rotation import best_rotation, interpolate_rotations
 from pano360.slam.bundle import adjust, search_hfov
 from pano360.slam.frontend import FrameObs, Tracker, TrackerConfig
-from pano360.slam.geometry import best_rotation, pixels_to_rays
+from pano360.slam.geometry import pixels_to_rays, unit_rays
 from pano360.slam.links import chain_rotations, loop_links, track_links
 from pano360.slam.rolling import angular_velocity, search_readout, unroll_links, unroll_pixels
 from pano360.trajectory import Trajectory
@@ -79,10 +79,7 @@ def _fmt_ranges(runs: list[tuple[int, int]], limit: int = 6) -> str:
 
 def _frame_rotation(obs: FrameObs, R_kf: np.ndarray, w: int, h: int, f: float) -> np.ndarray:
     """A frame's rotation from its reference keyframe: best rotation on its rays, refit without outliers."""
-    ra = pixels_to_rays(obs.kf_pts, w, h, f)
-    rb = pixels_to_rays(obs.pts, w, h, f)
-    ua = ra / np.linalg.norm(ra, axis=1, keepdims=True)
-    ub = rb / np.linalg.norm(rb, axis=1, keepdims=True)
+    ua, ub = unit_rays(obs.kf_pts, w, h, f), unit_rays(obs.pts, w, h, f)
     rel = best_rotation(ua, ub)
     err = np.linalg.norm(ub @ rel.T - ua, axis=1) * f
     keep = err < max(3.0 * np.median(err), 0.5)

@@ -1,4 +1,4 @@
-"""Rotation-only camera geometry for tracking: pixels to rays, best rotation between ray sets, SO(3) Jacobians.
+"""Rotation-only camera geometry for tracking: pixels to rays, robust rotations between ray sets, SO(3) Jacobians.
 
 Pixels follow ``CONVENTIONS.md``: principal point ``(w/2 - 0.5, h/2 - 0.5)``, so with focal ``f``
 the pixel ``(w/2 - 0.5 + f, h/2 - 0.5)`` is the ray ``(1, 0, 1)``.
@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["pixels_to_rays", "rays_to_pixels", "best_rotation", "skew", "right_jacobian"]
+from pano360.project.rotation import best_rotation, orthonormalize
+
+__all__ = ["pixels_to_rays", "rays_to_pixels", "unit_rays", "grouped_best_rotations", "rotation_fit_cost", "ransac_rotation", "skew", "right_jacobian"]
 
 
 def pixels_to_rays(px: np.ndarray, width: int, height: int, focal: float) -> np.ndarray:
@@ -31,18 +33,53 @@ def rays_to_pixels(d: np.ndarray, width: int, height: int, focal: float) -> np.n
     return np.stack([focal * d[..., 0] / z + (width / 2.0 - 0.5), focal * d[..., 1] / z + (height / 2.0 - 0.5)], axis=-1)
 
 
-def best_rotation(a: np.ndarray, b: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """The rotation ``R (3, 3)`` that best maps rays ``b (n, 3)`` onto rays ``a (n, 3)``: ``a ~ R @ b``.
+def unit_rays(px: np.ndarray, width: int, height: int, focal: float) -> np.ndarray:
+    """Pixels ``(..., 2)`` to unit camera rays ``(..., 3)``."""
+    r = pixels_to_rays(px, width, height, focal)
+    return r / np.linalg.norm(r, axis=-1, keepdims=True)
 
-    Wahba's problem on unit rays (Kabsch via SVD); ``weights (n,)`` optional.
+
+def grouped_best_rotations(ua: np.ndarray, ub: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Best rotations ``(L, 3, 3)`` with ``ua ~ R ub`` for the unit-ray groups ``(n, 3)`` beginning at ``starts``."""
+    return orthonormalize(np.add.reduceat(ua[:, :, None] * ub[:, None, :], starts, axis=0))
+
+
+def rotation_fit_cost(pa: np.ndarray, pb: np.ndarray, starts: np.ndarray, width: int, height: int, focal: float,
+                      trunc_px: float = 2.0) -> float:
+    """How badly pure rotations explain pixel pairs: each group of ``pa, pb (n, 2)`` (beginning at
+    ``starts``) gets its best rotation, and the residuals in pixels, truncated at ``trunc_px``, are
+    summed squared. Low at the right focal length and readout, so searches minimise it."""
+    ua, ub = unit_rays(pa, width, height, focal), unit_rays(pb, width, height, focal)
+    R = grouped_best_rotations(ua, ub, starts)
+    owner = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(pa))))
+    err = focal * np.linalg.norm(np.einsum("nij,nj->ni", R[owner], ub) - ua, axis=1)
+    return float((np.minimum(err, trunc_px) ** 2).sum())
+
+
+def ransac_rotation(a: np.ndarray, b: np.ndarray, threshold: float, generator: np.random.Generator,
+                    hypotheses: int = 256, refits: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Robust ``R`` with ``a ~ R b`` from unit rays ``a, b (n, 3)``; returns ``(R, inliers (n,) bool)``.
+
+    2-ray hypotheses, all scored at once; a pair agrees when ``|R b - a| < threshold`` (a chord,
+    about the angle in radians). The best hypothesis is refitted on its inliers ``refits`` times.
+    ``R`` is the identity when fewer than 3 rays agree.
     """
-    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
-    w = np.ones(len(a)) if weights is None else np.asarray(weights, dtype=np.float64)
-    M = (a * w[:, None]).T @ b
-    U, _, Vt = np.linalg.svd(M)
-    D = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))])
-    return U @ D @ Vt
+    if len(a) < 3:
+        raise ValueError(f"need at least 3 ray pairs, got {len(a)}")
+    i = generator.integers(0, len(a), (hypotheses, 2))
+    i = i[i[:, 0] != i[:, 1]]
+    Rs = best_rotation(a[i], b[i])
+    # |R b - a| < t on unit rays is a . (R b) > 1 - t^2 / 2: one (k, 9) x (9, n) product for all.
+    cos_t = 1.0 - 0.5 * threshold**2
+    dots = Rs.reshape(len(Rs), 9) @ (a[:, :, None] * b[:, None, :]).reshape(-1, 9).T
+    inl = dots[int(np.argmax((dots > cos_t).sum(axis=1)))] > cos_t
+    R = np.eye(3)
+    for _ in range(refits):
+        if inl.sum() < 3:
+            break
+        R = best_rotation(a[inl], b[inl])
+        inl = np.einsum("ni,ij,nj->n", a, R, b) > cos_t
+    return R, inl
 
 
 def skew(v: np.ndarray) -> np.ndarray:

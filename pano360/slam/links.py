@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from pano360.project.rotation import best_rotation, matrix_to_euler, rotation_angle_deg
 from pano360.slam.frontend import Keyframe
-from pano360.slam.geometry import best_rotation, pixels_to_rays
-from pano360.project.rotation import matrix_to_euler, rotation_angle_deg
+from pano360.slam.geometry import pixels_to_rays, ransac_rotation, unit_rays
 
 __all__ = ["Link", "track_links", "loop_links", "chain_rotations"]
 
@@ -67,27 +67,9 @@ def chain_rotations(n_kf: int, links: list[Link], width: int, height: int, focal
 
 
 def _rotation_ransac(pa: np.ndarray, pb: np.ndarray, width: int, height: int, focal: float, thresh_px: float,
-                     generator: np.random.Generator, iters: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Rotation-only RANSAC (2-point samples, all hypotheses at once) on pixel pairs; returns ``(R, inliers)``."""
-    ra = pixels_to_rays(pa, width, height, focal)
-    rb = pixels_to_rays(pb, width, height, focal)
-    ua = ra / np.linalg.norm(ra, axis=1, keepdims=True)
-    ub = rb / np.linalg.norm(rb, axis=1, keepdims=True)
-    thr = thresh_px / focal
-    i = generator.integers(0, len(pa), (iters, 2))
-    i = i[i[:, 0] != i[:, 1]]
-    M = ua[i[:, 0], :, None] * ub[i[:, 0], None, :] + ua[i[:, 1], :, None] * ub[i[:, 1], None, :]
-    U, _, Vt = np.linalg.svd(M)
-    U[:, :, 2] *= np.sign(np.linalg.det(U @ Vt))[:, None]
-    Rs = U @ Vt
-    # |R ub - ua| < thr on unit rays is ua . (R ub) > 1 - thr^2 / 2: one (k, 9) x (9, n) product for all.
-    dots = Rs.reshape(len(Rs), 9) @ (ua[:, :, None] * ub[:, None, :]).reshape(-1, 9).T
-    counts = (dots > 1.0 - 0.5 * thr**2).sum(axis=1)
-    best = np.linalg.norm(ub @ Rs[int(np.argmax(counts))].T - ua, axis=1) < thr
-    if best.sum() < 3:
-        return np.eye(3), best
-    R = best_rotation(ua[best], ub[best])
-    return R, np.linalg.norm(ub @ R.T - ua, axis=1) < thr
+                     generator: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Rotation-only RANSAC on pixel pairs; returns ``(R, inliers)``."""
+    return ransac_rotation(unit_rays(pa, width, height, focal), unit_rays(pb, width, height, focal), thresh_px / focal, generator)
 
 
 def loop_links(keyframes: list[Keyframe], R: np.ndarray, width: int, height: int, focal: float, hfov_deg: float,

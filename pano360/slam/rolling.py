@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from pano360.project.rotation import matrix_to_rotvec
-from pano360.slam.geometry import pixels_to_rays, rays_to_pixels
+from pano360.slam.geometry import pixels_to_rays, rays_to_pixels, rotation_fit_cost
 from pano360.slam.links import Link
 
 __all__ = ["angular_velocity", "unroll_pixels", "search_readout", "unroll_links"]
@@ -61,20 +61,10 @@ def unroll_links(links: list[Link], kf_omega: np.ndarray, readout_s: float, widt
 
 
 def _link_cost(links: list[Link], width: int, height: int, focal: float, trunc_px: float = 2.0) -> float:
-    from pano360.slam.bundle import _batched_kabsch
-
+    starts = np.cumsum([0] + [len(lk.pa) for lk in links])[:-1]
     pa = np.concatenate([lk.pa for lk in links])
     pb = np.concatenate([lk.pb for lk in links])
-    sizes = [len(lk.pa) for lk in links]
-    starts = np.cumsum([0] + sizes)[:-1]
-    ua = pixels_to_rays(pa, width, height, focal)
-    ub = pixels_to_rays(pb, width, height, focal)
-    ua /= np.linalg.norm(ua, axis=1, keepdims=True)
-    ub /= np.linalg.norm(ub, axis=1, keepdims=True)
-    R = _batched_kabsch(ua, ub, starts)
-    owner = np.repeat(np.arange(len(links)), sizes)
-    err = focal * np.linalg.norm(np.einsum("nij,nj->ni", R[owner], ub) - ua, axis=1)
-    return float((np.minimum(err, trunc_px) ** 2).sum())
+    return rotation_fit_cost(pa, pb, starts, width, height, focal, trunc_px)
 
 
 def search_readout(links: list[Link], kf_omega: np.ndarray, width: int, height: int, focal: float,
