@@ -4,9 +4,10 @@ A straight 3-D line seen from the centre of the sphere spans a plane through it;
 ``n = r1 x r2`` (the bearings of two of its points) is perpendicular to the line. Vertical lines
 (walls, posts, trunks) all have normals perpendicular to up, so up is the direction most normals
 are perpendicular to. Segments come from :func:`pano360.slam.level.line_normals` (OpenCV's line
-segment detector) on the six cube faces (where straight lines stay straight); a 2-normal RANSAC restricted to ``max_tilt_deg`` around the
-frame's own -y keeps horizontal vanishing directions out, and a weighted least-squares fit (the
-smallest eigenvector of ``sum w n n^T``) finishes.
+segment detector) on the six cube faces (where straight lines stay straight); a 2-normal RANSAC
+restricted to ``max_tilt_deg`` around the frame's own -y keeps horizontal vanishing directions
+out, and :func:`pano360.slam.level.up_from_normals`'s weighted least-squares fit (the smallest
+eigenvector of ``sum w n n^T``) finishes, as it does for a perspective clip.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import numpy as np
 from pano360.post.sphere_motion import CUBE_FACES
 from pano360.project.remap import erp_to_persp
 from pano360.slam.level import line_normals as frame_line_normals
+from pano360.slam.level import up_from_normals
 
-__all__ = ["line_normals", "up_from_normals", "estimate_up"]
+__all__ = ["line_normals", "ransac_up", "estimate_up"]
 
 
 def line_normals(gray: np.ndarray, face_size: int | None = None, min_len_frac: float = 0.08) -> tuple[np.ndarray, np.ndarray]:
@@ -36,7 +38,7 @@ def line_normals(gray: np.ndarray, face_size: int | None = None, min_len_frac: f
     return np.concatenate(normals), np.concatenate(lengths)
 
 
-def up_from_normals(normals: np.ndarray, weights: np.ndarray, generator: np.random.Generator,
+def ransac_up(normals: np.ndarray, weights: np.ndarray, generator: np.random.Generator,
                     max_tilt_deg: float = 40.0, threshold_deg: float = 1.0, hypotheses: int = 2000) -> tuple[np.ndarray, float]:
     """The up direction ``(3,)`` (unit, ``y < 0``) most normals are perpendicular to, and the share
     of the weight that agrees with it. Raises ValueError with too few candidate lines."""
@@ -57,14 +59,7 @@ def up_from_normals(normals: np.ndarray, weights: np.ndarray, generator: np.rand
         raise ValueError("no consistent vertical direction among the lines")
     sin_t = np.sin(np.radians(threshold_deg))
     score = (np.abs(u @ n.T) < sin_t) @ w
-    best = u[np.argmax(score)]
-    for t in (threshold_deg, threshold_deg / 2):
-        inl = np.abs(n @ best) < np.sin(np.radians(t))
-        if inl.sum() < 3:
-            break
-        M = (n[inl] * w[inl, None]).T @ n[inl]
-        best = np.linalg.eigh(M)[1][:, 0]
-        best = best if best @ prior > 0 else -best
+    best = up_from_normals(n, w, start=u[np.argmax(score)], thresholds_deg=(threshold_deg, threshold_deg / 2))[0]
     share = float(w[np.abs(n @ best) < sin_t].sum() / w.sum())
     return best, share
 
@@ -72,4 +67,4 @@ def up_from_normals(normals: np.ndarray, weights: np.ndarray, generator: np.rand
 def estimate_up(gray: np.ndarray, generator: np.random.Generator | None = None, max_tilt_deg: float = 40.0) -> tuple[np.ndarray, float]:
     """Up ``(3,)`` in the camera axes of one gray ERP frame, and the agreeing share of line weight."""
     normals, lengths = line_normals(gray)
-    return up_from_normals(normals, lengths, generator if generator is not None else np.random.default_rng(0), max_tilt_deg)
+    return ransac_up(normals, lengths, generator if generator is not None else np.random.default_rng(0), max_tilt_deg)
