@@ -255,6 +255,23 @@ def test_every_yields_only_the_multiples_with_their_own_times(tmp_path):
         assert np.array_equal(f.rgb, full[f.index].rgb)
 
 
+def test_start_s_seeks_to_the_same_frames_a_full_decode_gives(tmp_path):
+    """iter_frames(start_s=t) starts at the frame shown at t (past keyframes, through B-frames), with the
+    full decode's indices, times and pixels; a start past the end gives nothing."""
+    rng = np.random.default_rng(4)
+    frames = [np.repeat(np.repeat(rng.integers(0, 256, (6, 8, 3), np.uint8), 8, 0), 8, 1) for _ in range(40)]
+    clip = _encode(tmp_path / "s.mp4", frames, rate=20, options={"preset": "ultrafast", "crf": "10", "g": "8", "bf": "2"})
+    full = list(iter_frames(clip))
+    for start in (0.0, 0.45, 1.0, 1.52):
+        got = list(iter_frames(clip, start_s=start, max_frames=6))
+        first = int(round(start * 20))
+        assert [f.index for f in got] == list(range(first, min(first + 6, 40)))
+        for f in got:
+            assert f.time_s == pytest.approx(full[f.index].time_s)
+            np.testing.assert_array_equal(f.rgb, full[f.index].rgb)
+    assert list(iter_frames(clip, start_s=5.0)) == []
+
+
 @pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuvj420p", "yuv444p"])
 @pytest.mark.parametrize("rotation", [0, 90])
 def test_gray_matches_swscale_luma(tmp_path, pix_fmt, rotation):

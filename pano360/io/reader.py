@@ -72,8 +72,13 @@ def _to_rgb(frame: av.VideoFrame, max_width: int | None = None) -> np.ndarray:
     return frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA")
 
 
-def _decoded(path: str | Path, max_frames: int | None) -> Iterator[tuple[int, float, av.VideoFrame]]:
-    """The one decode loop: ``(index, time_s, frame)`` in presentation order, ``time_s`` from 0."""
+def _decoded(path: str | Path, max_frames: int | None, start_s: float = 0.0) -> Iterator[tuple[int, float, av.VideoFrame]]:
+    """The one decode loop: ``(index, time_s, frame)`` in presentation order, ``time_s`` from 0.
+
+    With ``start_s > 0`` it seeks to the last keyframe before that time and yields from the first
+    frame at or after it (``time_s`` and ``index`` still counted from the stream's start; nothing
+    when the stream ends before it).
+    """
     try:
         container = av.open(str(path))
     except FileNotFoundError:
@@ -91,29 +96,40 @@ def _decoded(path: str | Path, max_frames: int | None) -> Iterator[tuple[int, fl
         stream.thread_type = "AUTO"
         rate = float(stream.average_rate or stream.guessed_rate or 30)
         index = 0
+        yielded = 0
         t0 = None
         last_t = None
+        seeking = start_s > 0 and stream.time_base is not None
         try:
+            if seeking:
+                t0 = float((stream.start_time or 0) * stream.time_base)
+                container.seek(int(start_s / stream.time_base) + (stream.start_time or 0), stream=stream, backward=True)
             for frame in container.decode(stream):
                 if frame.time is not None:
                     t = float(frame.time)
                 else:  # no timestamp: continue on the nominal rate
-                    t = (last_t + 1.0 / rate) if last_t is not None else 0.0
+                    t = (last_t + 1.0 / rate) if last_t is not None else (t0 or 0.0)
                 if t0 is None:
                     t0 = t
                 last_t = t
+                if seeking:
+                    if t - t0 < start_s - 0.5 / rate:
+                        continue
+                    if yielded == 0:
+                        index = int(round((t - t0) * rate))
                 yield index, t - t0, frame
                 index += 1
-                if max_frames is not None and index >= max_frames:
+                yielded += 1
+                if max_frames is not None and yielded >= max_frames:
                     return
         except av.error.FFmpegError as exc:
             raise Pano360Error(f"cannot decode {path} at frame {index} (damaged or truncated): {exc}") from None
-        if index == 0:
+        if last_t is None:
             raise Pano360Error(f"no decodable video frames in {path}")
 
 
 def iter_frames(path: str | Path, max_width: int | None = None, *, max_frames: int | None = None,
-                every: int = 1) -> Iterator[Frame]:
+                every: int = 1, start_s: float = 0.0) -> Iterator[Frame]:
     """Decode a video one frame at a time (never the whole clip in memory).
 
     Frames come upright (the container's display rotation applied) as 8-bit RGB whatever the
@@ -121,11 +137,13 @@ def iter_frames(path: str | Path, max_width: int | None = None, *, max_frames: i
     width is at most that. ``time_s`` is the frame's presentation time (``frame.time``, so
     variable-rate clips keep their real timing) minus the first frame's. ``max_frames`` stops early.
     With ``every = k`` only frames whose index is a multiple of ``k`` are converted and yielded
-    (the others are still decoded, as they must be, but never turned into RGB).
+    (the others are still decoded, as they must be, but never turned into RGB). ``start_s`` seeks:
+    frames begin at that time (indices and times still count from the start; none when the clip
+    is shorter).
     """
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
-    for index, t, frame in _decoded(path, max_frames):
+    for index, t, frame in _decoded(path, max_frames, start_s):
         if index % every:
             continue
         rotation = int(round(frame.rotation or 0)) % 360

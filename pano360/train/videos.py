@@ -10,7 +10,6 @@ A caption is the text of ``<video stem>.txt`` beside the video, else the empty p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -106,47 +105,31 @@ def read_erp_clip(video: TrainVideo, start: int, n_frames: int, width: int) -> n
     """
     if width % 2:
         raise ValueError(f"width must be even, got {width}")
-    out, n, last = _decode_clip(video, start, n_frames, width)
-    if n == 0 and last is not None and start > 0:
-        out, n, last = _decode_clip(video, max(0, last - n_frames + 1), n_frames, width)
+    out, n = _decode_clip(video, start, n_frames, width)
+    if n == 0 and start > 0:  # the container overstated its length: take the clip's last frames
+        out, n = _decode_clip(video, max(0, _count_frames(video.path) - n_frames), n_frames, width)
     if n == 0:
         raise Pano360Error(f"no frames at or after frame {start} in {video.path}")
     out[n:] = out[n - 1]
     return out
 
 
-def _decode_clip(video: TrainVideo, start: int, n_frames: int, width: int) -> tuple[np.ndarray, int, int | None]:
-    """``(frames, how many were read, index of the last frame decoded)``."""
-    import av
-
-    from pano360.io.reader import upright
+def _decode_clip(video: TrainVideo, start: int, n_frames: int, width: int) -> tuple[np.ndarray, int]:
+    """``(frames (n_frames, width/2, width, 3), how many were read)`` from frame ``start`` on."""
+    from pano360.io.reader import iter_frames
 
     out = np.empty((n_frames, width // 2, width, 3), np.uint8)
     n = 0
-    try:
-        with av.open(str(video.path)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            rate = Fraction(stream.average_rate or stream.guessed_rate or Fraction(video.fps))
-            first_t = None
-            if start > 0 and stream.time_base is not None:
-                t_start = start / rate
-                container.seek(int(t_start / stream.time_base) + (stream.start_time or 0), stream=stream, backward=True)
-            index = None
-            for frame in container.decode(stream):
-                if frame.pts is None:
-                    continue
-                if first_t is None:
-                    first_t = float(stream.start_time or 0) * float(stream.time_base)
-                index = int(round((float(frame.pts * stream.time_base) - first_t) * float(rate)))
-                if index < start:
-                    continue
-                rgb = upright(frame.to_ndarray(format="rgb24"), int(round(frame.rotation or 0)) % 360)
-                eye = split_eye(rgb, video.stereo)
-                out[n] = cv2.resize(eye, (width, width // 2), interpolation=cv2.INTER_AREA)
-                n += 1
-                if n == n_frames:
-                    break
-    except av.error.FFmpegError as exc:
-        raise Pano360Error(f"cannot decode {video.path}: {exc}") from None
-    return out, n, index
+    for fr in iter_frames(video.path, max_frames=n_frames, start_s=start / video.fps):
+        out[n] = cv2.resize(split_eye(fr.rgb, video.stereo), (width, width // 2), interpolation=cv2.INTER_AREA)
+        n += 1
+    return out, n
+
+
+def _count_frames(path: Path) -> int:
+    """Video packets in the file: its true frame count, read without decoding."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return sum(1 for packet in container.demux(stream) if packet.size)
