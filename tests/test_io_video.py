@@ -289,7 +289,7 @@ def test_gray_matches_swscale_luma(tmp_path, pix_fmt, rotation):
             w, h = (frame.width, frame.height) if size is None else (size[1], size[0]) if rotation else size
             want = upright(frame.to_ndarray(format="gray", width=w, height=h, interpolation="AREA"), rotation)
             assert got.shape == want.shape and got.dtype == np.uint8
-            assert np.abs(got.astype(int) - want).mean() < 0.6 and np.abs(got.astype(int) - want).max() <= 2
+            assert np.abs(got.astype(int) - want).mean() < 0.15 and np.abs(got.astype(int) - want).max() <= 1
 
 
 def cv2_smooth(img: np.ndarray) -> np.ndarray:

@@ -161,10 +161,13 @@ def iter_gray(path: str | Path, size: tuple[int, int] | None = None, *,
         yield index, t, _to_gray(frame, size)
 
 
-# 8-bit formats whose first plane is luma, and limited-range luma (16-235) stretched to 0-255 as
-# swscale's "gray" output does.
+# 8-bit formats whose first plane is luma. Luma goes to 0-255 (limited range, 16-235, stretched as
+# swscale's "gray" output does) in 8.8 fixed point, so that scaling averages before anything is
+# rounded: rounding first, then stretching, would leave steps in smooth gradients (sky, water)
+# that the tracker takes for texture.
 _LUMA_FIRST = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21"})
-_LIMITED_TO_FULL = np.clip(np.round((np.arange(256) - 16) * 255 / 219), 0, 255).astype(np.uint8)
+_LUMA_TO_FIXED = {False: np.clip(np.round((np.arange(256) - 16) * 255 / 219 * 256), 0, 255 * 256).astype(np.uint16),
+                  True: (np.arange(256) * 256).astype(np.uint16)}
 
 
 def _to_gray(frame: av.VideoFrame, size: tuple[int, int] | None) -> np.ndarray:
@@ -173,13 +176,15 @@ def _to_gray(frame: av.VideoFrame, size: tuple[int, int] | None) -> np.ndarray:
     w, h = (frame.width, frame.height) if size is None else (size[1], size[0]) if rotation in (90, 270) else size
     name = frame.format.name
     if name in _LUMA_FIRST:
-        # The decoder's luma plane, scaled by OpenCV: a tenth of what swscale's gray conversion costs.
+        # The decoder's luma plane, scaled by OpenCV: half of what swscale's gray conversion costs.
         p = frame.planes[0]
         luma = np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, :p.width]
-        if (w, h) != (p.width, p.height):
-            luma = cv2.resize(luma, (w, h), interpolation=cv2.INTER_AREA)
         full = name.startswith("yuvj") or int(frame.color_range) == 2
-        gray = luma.copy() if full else cv2.LUT(luma, _LIMITED_TO_FULL)
+        if (w, h) == (p.width, p.height):
+            gray = cv2.convertScaleAbs(cv2.LUT(luma, _LUMA_TO_FIXED[full]), alpha=1 / 256) if not full else luma.copy()
+        else:
+            fixed = cv2.resize(cv2.LUT(luma, _LUMA_TO_FIXED[full]), (w, h), interpolation=cv2.INTER_AREA)
+            gray = cv2.convertScaleAbs(fixed, alpha=1 / 256)
     elif size is None:
         gray = frame.to_ndarray(format="gray")
     else:
