@@ -126,11 +126,10 @@ def peer(mp4: Path, every: int = 6) -> tuple[np.ndarray, np.ndarray, float, floa
 
     t0 = time.perf_counter()
     idx, imgs = [], []
-    for fr in iter_frames(mp4):
-        if fr.index % every == 0:
-            h, w = fr.rgb.shape[:2]
-            imgs.append(cv2.resize(cv2.cvtColor(fr.rgb, cv2.COLOR_RGB2BGR), (w // 2, h // 2), interpolation=cv2.INTER_AREA))
-            idx.append(fr.index)
+    for fr in iter_frames(mp4, every=every):  # every frame is decoded; only the keyframes become RGB
+        h, w = fr.rgb.shape[:2]
+        imgs.append(cv2.resize(cv2.cvtColor(fr.rgb, cv2.COLOR_RGB2BGR), (w // 2, h // 2), interpolation=cv2.INTER_AREA))
+        idx.append(fr.index)
     finder = cv2.SIFT_create()
     features = [cv2.detail.computeImageFeatures2(finder, img) for img in imgs]
     matcher = cv2.detail_BestOf2NearestRangeMatcher(range_width=5, try_use_gpu=False, match_conf=0.65)
