@@ -72,12 +72,13 @@ def _to_rgb(frame: av.VideoFrame, max_width: int | None = None) -> np.ndarray:
     return frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA")
 
 
-def _decoded(path: str | Path, max_frames: int | None, start_s: float = 0.0) -> Iterator[tuple[int, float, av.VideoFrame]]:
+def _decoded(path: str | Path, max_frames: int | None, start_s: float = 0.0,
+             threads: int = 0) -> Iterator[tuple[int, float, av.VideoFrame]]:
     """The one decode loop: ``(index, time_s, frame)`` in presentation order, ``time_s`` from 0.
 
     With ``start_s > 0`` it seeks to the last keyframe before that time and yields from the first
     frame at or after it (``time_s`` and ``index`` still counted from the stream's start; nothing
-    when the stream ends before it).
+    when the stream ends before it). ``threads`` is the decoder's thread count (0: FFmpeg's choice).
     """
     try:
         container = av.open(str(path))
@@ -94,6 +95,8 @@ def _decoded(path: str | Path, max_frames: int | None, start_s: float = 0.0) -> 
             raise Pano360Error(f"no video stream in {path}")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        if threads:
+            stream.codec_context.thread_count = threads
         rate = float(stream.average_rate or stream.guessed_rate or 30)
         index = 0
         yielded = 0
@@ -151,13 +154,14 @@ def iter_frames(path: str | Path, max_width: int | None = None, *, max_frames: i
 
 
 def iter_gray(path: str | Path, size: tuple[int, int] | None = None, *,
-              max_frames: int | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
+              max_frames: int | None = None, threads: int = 0) -> Iterator[tuple[int, float, np.ndarray]]:
     """Upright 8-bit luma frames ``(index, time_s, gray (h, w))``, at the upright ``size = (w, h)``.
 
-    Luma is scaled (area filter) by swscale straight from the decoder's planes, skipping a full-size
-    RGB frame: twice the decoding speed at 1280x720 for tracking at 640 px.
+    Luma is scaled (area filter) straight from the decoder's plane, skipping a full-size RGB
+    frame. ``threads`` is the decoder's thread count (0: FFmpeg's choice; 1 spends the least CPU
+    when the consumer is slower than one thread decodes anyway).
     """
-    for index, t, frame in _decoded(path, max_frames):
+    for index, t, frame in _decoded(path, max_frames, threads=threads):
         yield index, t, _to_gray(frame, size)
 
 

@@ -276,13 +276,19 @@ def estimate_rotations(frames: Iterable[np.ndarray], times: Iterable[float], wid
     return estimate_result(frames, times, width, height, hfov_deg, config=config).trajectory
 
 
-def _frames_of(path: Path, work: tuple[int, int]) -> Iterator[tuple[float, np.ndarray]]:
+# Up to this many pixels a frame, one decoder thread outpaces the tracker: frame threads would
+# only add their CPU overhead (~0.5 ms a 720p frame) to what the tracker's own threads could use.
+SINGLE_THREAD_DECODE_PIXELS = 1280 * 720
+
+
+def _frames_of(path: Path, work: tuple[int, int], pixels: int) -> Iterator[tuple[float, np.ndarray]]:
     """Upright gray frames at the work size ``(w, h)`` with their times (luma only: tracking needs no colour)."""
     from pano360.io.reader import iter_gray
     from pano360.prefetch import prefetch
 
     # Decoding and scaling run on the other core while the tracker works (both release the GIL).
-    for t, gray in prefetch(((t, gray) for _, t, gray in iter_gray(path, work)), depth=4):
+    threads = 1 if pixels <= SINGLE_THREAD_DECODE_PIXELS else 0
+    for t, gray in prefetch(((t, gray) for _, t, gray in iter_gray(path, work, threads=threads)), depth=4):
         yield t, gray
 
 
@@ -307,7 +313,7 @@ def track_clip(path: str | Path, hfov_deg: float | None = None, progress: Callab
     work = _work_size(info.width, info.height)
     hint = hfov_from_metadata(path, info.width, info.height)
     if frames is None:
-        frames = _frames_of(path, work)
+        frames = _frames_of(path, work, info.width * info.height)
     result = _run(frames, info.width, info.height, hfov_deg, hint, path.name, progress, config)
     if hint is not None:
         result.stats["hfov_metadata_deg"] = hint
