@@ -317,6 +317,6 @@ class Tracker:
         disp = float(np.median(np.linalg.norm(self._pts - self._kf_pts, axis=1)))
         if self._kf_count < 0:
             self._kf_count = n
-        if n < cfg.kf_inlier_ratio * self._kf_count or disp > cfg.kf_disp_frac * self.width:
+        if n < cfg.kf_inlier_ratio * self._kf_count or disp > cfg.kf_disp_frac * max(self.width, self.height):
             self._make_keyframe(index, gray, new_segment=False)
         return obs
