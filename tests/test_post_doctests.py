@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["keyframes", "projections", "metrics", "viewmap", "sphere_motion", "smoothing", "level", "reframe", "stabilize"]
+MODULES = ["keyframes", "metrics", "sphere_motion", "smoothing", "level", "reframe", "stabilize"]
 
 
 @pytest.mark.parametrize("name", MODULES)

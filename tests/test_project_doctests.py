@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["erp", "camera", "rotation", "_angles", "footprint", "remap", "cubemap", "torch_remap"]
+MODULES = ["erp", "camera", "rotation", "_angles", "footprint", "remap", "cubemap", "torch_remap", "projections", "viewmap"]
 
 
 @pytest.mark.parametrize("name", MODULES)

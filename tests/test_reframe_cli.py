@@ -86,7 +86,7 @@ def test_keyframed_vertical_view_follows_its_path(erp_video, tmp_path):
 
 
 def test_tiny_planet_looks_down_and_fisheye_blacks_out_past_the_back(erp_video, tmp_path):
-    from pano360.post.projections import projection_rays
+    from pano360.project.projections import projection_rays
     from pano360.project.remap import sample_erp
     from pano360.project.erp import dirs_to_uv
 

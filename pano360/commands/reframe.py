@@ -77,7 +77,7 @@ def command(
     from pano360.errors import UsageError
     from pano360.io.atomic import atomic_output, check_output_path
     from pano360.post.inputs import check_erp_video
-    from pano360.post.projections import max_hfov
+    from pano360.project.projections import max_hfov
     from pano360.post.reframe import adjusted_camera, fixed_camera, follow_camera, keyframe_camera, reframe_video
     from pano360.project.rotation import euler_to_matrix
 

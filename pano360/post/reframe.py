@@ -21,7 +21,7 @@ from pano360.errors import Pano360Error
 from pano360.io.colour import read_colour
 from pano360.io.reader import Yuv420, iter_yuv420
 from pano360.io.writer import VideoWriter
-from pano360.post.viewmap import coarse_nodes, sample, sample_yuv420_coarse, view_map
+from pano360.project.viewmap import coarse_nodes, sample, sample_yuv420_coarse, view_map
 from pano360.prefetch import prefetch
 
 __all__ = ["CameraFn", "render_yuv420", "reframe_video", "ReframeResult",
@@ -36,7 +36,7 @@ _BLACK = (16, 128, 128)  # limited-range black in Y, U, V
 def render_yuv420(frame: Yuv420, R: np.ndarray, hfov_deg: float, projection: str, width: int, height: int,
                   step: int = 16) -> tuple[np.ndarray, bool]:
     """Render one view of a 4:2:0 ERP frame: the packed ``(h * 3 / 2, w)`` yuv420p array, and
-    whether its table had to be built exactly (see :func:`pano360.post.viewmap.view_map`)."""
+    whether its table had to be built exactly (see :func:`pano360.project.viewmap.view_map`)."""
     if step > 1 and step % 2:
         raise ValueError(f"the coarse table step must be even for 4:2:0, got {step}")
     erp_h, erp_w = frame.y.shape

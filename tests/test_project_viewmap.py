@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from pano360.post.projections import projection_rays, rays_at
-from pano360.post.viewmap import chroma_map, view_map
+from pano360.project.projections import projection_rays, rays_at
+from pano360.project.viewmap import chroma_map, view_map
 from pano360.project.erp import dirs_to_uv
 from pano360.project.remap import erp_to_persp_map
 from pano360.project.rotation import euler_to_matrix
@@ -78,7 +78,7 @@ def test_strips_give_the_same_pixels_as_the_whole_table():
     """sample_yuv420_coarse (strip by strip, the full table never made) = view_map + sample,
     pixel for pixel, for a view crossing the seam, in every plane."""
     from pano360.canvas import yuv420_planes
-    from pano360.post.viewmap import coarse_nodes, sample, sample_yuv420_coarse
+    from pano360.project.viewmap import coarse_nodes, sample, sample_yuv420_coarse
 
     rng = np.random.default_rng(2)
     W, H = 4096, 2048

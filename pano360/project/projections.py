@@ -1,7 +1,7 @@
 """Output projections of a virtual camera: rectilinear, stereographic ("tiny planet") and fisheye.
 
 Each projection is a cached grid of camera-frame rays (OpenCV axes, ``CONVENTIONS.md``), one per
-output pixel centre; turning rays into ERP coordinates is ``project/``'s job. The FOV is the
+output pixel centre; turning rays into ERP coordinates is :mod:`pano360.project.viewmap`'s job. The FOV is the
 horizontal angle across the picture's width:
 
 - rectilinear: ``r = f tan(theta)``, ``f = (w / 2) / tan(hfov / 2)`` (``project.camera``), hfov < 180;

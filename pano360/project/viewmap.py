@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pano360.post.projections import projection_rays, rays_at
+from pano360.project.projections import projection_rays, rays_at
 from pano360.project.erp import dirs_to_uv
 from pano360.project.remap import erp_to_persp_map
 from pano360.project.rotation import check_rotations
