@@ -237,6 +237,13 @@ def main(argv: list[str] | None = None) -> int:
                         f"peer_hfov_err_pct={np.nanmax([r['peer_fov_pct'] for r in sel]):.3f} "
                         f"peer_fps={np.nanmedian([r['peer_fps'] for r in sel]):.1f}")
             print(msg)
+            both = [r for r in sel if np.isfinite(r.get("peer_fps", float("nan")))]
+            if both:
+                # Speed-up on the same clips, counted the same way on both sides (frames over seconds).
+                ratios = [r["fps"] / r["peer_fps"] for r in both]
+                pooled = (sum(r["n"] for r in both) / sum(r["sec"] for r in both)) / (sum(r["n"] for r in both) / sum(r["n"] / r["peer_fps"] for r in both))
+                print(f"{kind} speed-up over the peer, on the {len(both)} clips it finished: per clip "
+                      f"{', '.join(f'{x:.2f}x' for x in ratios)}; median {np.median(ratios):.2f}x; pooled {pooled:.2f}x")
     landscape = [r for r in main_rows if r["clip"].size == (1280, 720)]
     if landscape:
         print(f"fps at 1280x720 (decode included): {sum(r['n'] for r in landscape) / sum(r['sec'] for r in landscape):.1f}")
