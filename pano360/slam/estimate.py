@@ -28,7 +28,7 @@ from pano360.project.camera import focal_from_hfov
 from pano360.project.rotation import best_rotation, interpolate_rotations
 from pano360.slam.bundle import adjust, search_hfov
 from pano360.slam.frontend import FrameObs, Tracker, TrackerConfig
-from pano360.slam.geometry import pixels_to_rays, unit_rays
+from pano360.slam.geometry import grouped_best_rotations, pixels_to_rays, unit_rays
 from pano360.slam.links import chain_rotations, loop_links, track_links
 from pano360.slam.rolling import angular_velocity, search_readout, unroll_links, unroll_pixels
 from pano360.trajectory import Trajectory
@@ -77,15 +77,24 @@ def _fmt_ranges(runs: list[tuple[int, int]], limit: int = 6) -> str:
     return text + (f" and {len(runs) - limit} more" if len(runs) > limit else "")
 
 
-def _frame_rotation(obs: FrameObs, R_kf: np.ndarray, w: int, h: int, f: float) -> np.ndarray:
-    """A frame's rotation from its reference keyframe: best rotation on its rays, refit without outliers."""
-    ua, ub = unit_rays(obs.kf_pts, w, h, f), unit_rays(obs.pts, w, h, f)
-    rel = best_rotation(ua, ub)
-    err = np.linalg.norm(ub @ rel.T - ua, axis=1) * f
-    keep = err < max(3.0 * np.median(err), 0.5)
-    if 3 <= keep.sum() < len(keep):
-        rel = best_rotation(ua[keep], ub[keep])
-    return R_kf @ rel
+def _relative_rotations(obs: list[FrameObs], w: int, h: int, f: float) -> np.ndarray:
+    """Each frame's rotation ``(len(obs), 3, 3)`` relative to its reference keyframe: the best rotation
+    on its rays, refit without the rays more than 3 median errors (and 0.5 px) off. All at once."""
+    sizes = np.array([len(o.pts) for o in obs])
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    ua = unit_rays(np.concatenate([o.kf_pts for o in obs]), w, h, f)
+    ub = unit_rays(np.concatenate([o.pts for o in obs]), w, h, f)
+    owner = np.repeat(np.arange(len(obs)), sizes)
+    rel = grouped_best_rotations(ua, ub, starts)
+    err = f * np.linalg.norm(np.einsum("nij,nj->ni", rel[owner], ub) - ua, axis=1)
+    table = np.full((len(obs), sizes.max()), np.nan)
+    table[owner, np.arange(len(err)) - starts[owner]] = err
+    keep = err < np.maximum(3.0 * np.nanmedian(table, axis=1), 0.5)[owner]
+    kept = np.add.reduceat(keep.astype(np.int64), starts)
+    refit = (kept >= 3) & (kept < sizes)
+    if refit.any():
+        rel[refit] = grouped_best_rotations(ua, ub, starts, keep)[refit]
+    return rel
 
 
 def _every_frame(frames: list[FrameObs], kfs: list, R_kf: np.ndarray, linked_kfs: set[int], times: np.ndarray,
@@ -95,11 +104,13 @@ def _every_frame(frames: list[FrameObs], kfs: list, R_kf: np.ndarray, linked_kfs
     R = np.repeat(np.eye(3)[None], n, axis=0)
     ok = np.zeros(n, bool)
     kf_of_frame = {k.frame: i for i, k in enumerate(kfs) if i in linked_kfs or len(kfs) == 1}
-    for i, obs in enumerate(frames):
-        if i in kf_of_frame:
-            R[i], ok[i] = R_kf[kf_of_frame[i]], True
-        elif obs.ref_kf >= 0 and len(obs.pts) >= 3:
-            R[i], ok[i] = _frame_rotation(obs, R_kf[obs.ref_kf], w, h, f), True
+    for i, k in kf_of_frame.items():
+        R[i], ok[i] = R_kf[k], True
+    fitted = [i for i, obs in enumerate(frames) if i not in kf_of_frame and obs.ref_kf >= 0 and len(obs.pts) >= 3]
+    if fitted:
+        ref = np.array([frames[i].ref_kf for i in fitted])
+        R[fitted] = R_kf[ref] @ _relative_rotations([frames[i] for i in fitted], w, h, f)
+        ok[fitted] = True
     if ok.any() and not ok.all():
         good = np.flatnonzero(ok)
         R[~ok] = interpolate_rotations(times[good], R[good], times[~ok])

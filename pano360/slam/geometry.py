@@ -39,9 +39,13 @@ def unit_rays(px: np.ndarray, width: int, height: int, focal: float) -> np.ndarr
     return r / np.linalg.norm(r, axis=-1, keepdims=True)
 
 
-def grouped_best_rotations(ua: np.ndarray, ub: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Best rotations ``(L, 3, 3)`` with ``ua ~ R ub`` for the unit-ray groups ``(n, 3)`` beginning at ``starts``."""
-    return orthonormalize(np.add.reduceat(ua[:, :, None] * ub[:, None, :], starts, axis=0))
+def grouped_best_rotations(ua: np.ndarray, ub: np.ndarray, starts: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Best rotations ``(L, 3, 3)`` with ``ua ~ R ub`` for the unit-ray groups ``(n, 3)`` beginning at
+    ``starts`` (non-empty, increasing); ``weights (n,)`` optional."""
+    outer = ua[:, :, None] * ub[:, None, :]
+    if weights is not None:
+        outer = outer * np.asarray(weights, dtype=np.float64)[:, None, None]
+    return orthonormalize(np.add.reduceat(outer, starts, axis=0))
 
 
 def rotation_fit_cost(pa: np.ndarray, pb: np.ndarray, starts: np.ndarray, width: int, height: int, focal: float,
