@@ -34,7 +34,7 @@ class TrackerConfig:
     win: int = 15
     levels: int = 3
     fb_max_px: float = 0.7
-    ransac_px: float = 1.5
+    ransac_px: float = 2.5
     kf_inlier_ratio: float = 0.6
     kf_disp_frac: float = 0.12
     min_inliers: int = 12
