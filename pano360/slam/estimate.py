@@ -1,7 +1,8 @@
 """Every frame's camera rotation and the field of view, from the video alone: the library behind `track`.
 
 Steps: 1. track (``frontend.Tracker`` on gray frames with the long side at most 640 px);
-2. link keyframes through shared tracks; 3. FOV: the user's, else a 1-D search on the
+2. link keyframes through shared tracks, and across breaks in tracking through the tracker's direct
+alignments (``frontend.Bridge``); 3. FOV: the user's, else a 1-D search on the
 rotation-only residual; when the camera turns too little to measure it, the focal length a phone
 wrote into the container, else 65 deg (with a warning); 4. chain keyframe rotations and adjust them
 with the FOV (``bundle.adjust``); 5. close loops (ORB between keyframes that look the same way) and
@@ -29,7 +30,7 @@ from pano360.project.rotation import best_rotation, interpolate_rotations
 from pano360.slam.bundle import adjust, search_hfov
 from pano360.slam.frontend import FrameObs, Tracker, TrackerConfig
 from pano360.slam.geometry import grouped_best_rotations, pixels_to_rays, unit_rays
-from pano360.slam.links import chain_rotations, loop_links, track_links
+from pano360.slam.links import Link, chain_rotations, loop_links, track_links
 from pano360.slam.rolling import angular_velocity, search_readout, unroll_links, unroll_pixels
 from pano360.trajectory import Trajectory
 
@@ -150,7 +151,9 @@ def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg
         raise Pano360Error(f"cannot track {source or 'the clip'}: none of its {n} frames has anything to track (black, blank or featureless video)")
     t0 = time.perf_counter()
     segments = np.array([k.segment for k in kfs])
-    links = track_links(kfs)
+    # Breaks bridged by a direct alignment link their segments like shared tracks do.
+    bridges = [Link(b.a, b.b, b.pa.astype(np.float64), b.pb.astype(np.float64)) for b in tracker.bridges]
+    links = track_links(kfs) + bridges
     # 1. Field of view.
     hfov_source = "user"
     hfov = hfov_deg
@@ -173,9 +176,9 @@ def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg
     ba = adjust(links, R_init, w, h, hfov, solve_focal=solve_focal, priors=restarts, robust=False)
     loops = loop_links(kfs, ba.R, w, h, focal_from_hfov(w, ba.hfov_deg), ba.hfov_deg)
     if loops:
-        R0 = _rebase_segments(ba.R, segments, loops, w, h, focal_from_hfov(w, ba.hfov_deg))
+        R0 = _rebase_segments(ba.R, segments, loops + bridges, w, h, focal_from_hfov(w, ba.hfov_deg))
         ba = adjust(links + loops, R0, w, h, ba.hfov_deg, solve_focal=solve_focal, priors=restarts)
-    anchored = {int(segments[lk.b]) for lk in loops if segments[lk.a] < segments[lk.b]}
+    anchored = {int(segments[lk.b]) for lk in loops + bridges if segments[lk.a] < segments[lk.b]}
     for k in restarts:
         if int(segments[k]) not in anchored:
             warnings.append(f"frame {kfs[k].frame}: tracking broke (a cut to another scene, or motion too fast to follow) and the view "

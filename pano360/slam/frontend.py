@@ -6,6 +6,11 @@ live track ids and positions (plus ORB descriptors for loop closure), per frame 
 inlier correspondences with its reference keyframe. Memory therefore grows by about 2 kB a
 frame, never by a frame.
 
+When the corners die (flat-shaded hills, sky, water), tracking does not simply start again with
+the turn since the last keyframe lost: each frame is aligned directly, by its intensities (ECC),
+to the last keyframe before the break, and the restart is tied to that keyframe the same way
+(:class:`Bridge`). Those frames are marked low confidence.
+
 Outliers (moving objects, bad tracks) found by the RANSAC are dropped for good: a track is never
 re-admitted, which is what keeps a large textured object moving with the camera from pulling
 the estimate (NOTES.md, "Rotation and focal estimation on a CPU").
@@ -19,7 +24,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-__all__ = ["TrackerConfig", "Keyframe", "FrameObs", "Tracker"]
+__all__ = ["TrackerConfig", "Keyframe", "FrameObs", "Bridge", "Tracker", "direct_homography"]
 
 
 @dataclass(frozen=True)
@@ -38,8 +43,11 @@ class TrackerConfig:
     kf_inlier_ratio: float = 0.6
     kf_disp_frac: float = 0.12
     min_inliers: int = 12
+    min_corners: int = 36  # corners a keyframe needs to (re)start tracking
     max_obs: int = 96
     orb_features: int = 600
+    bridge_frames: int = 15  # the longest break a direct alignment may bridge
+    bridge_min_cc: float = 0.9  # the alignment's least correlation (ECC) to be trusted
 
 
 @dataclass
@@ -70,7 +78,9 @@ class FrameObs:
     """A frame's evidence: reference keyframe (-1 when lost), ``kf_pts``/``pts`` ``(k, 2)`` inlier pairs.
 
     ``reason`` is "" normally, "restart" when tracking broke here and a new segment began (a cut,
-    or motion too fast to follow), "no texture" when the frame had nothing to track.
+    or motion too fast to follow), "no texture" when the frame had nothing to track, "direct" when
+    it had too few corners but its picture was aligned to the keyframe before the break (then
+    ``inliers`` is 0: low confidence).
     """
 
     ref_kf: int
@@ -78,6 +88,39 @@ class FrameObs:
     pts: np.ndarray
     inliers: int
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class Bridge:
+    """A direct alignment across a break in tracking: keyframe ``a`` (before) to keyframe ``b`` (the
+    restart), as points ``pa``/``pb (k, 2)`` that the aligning homography maps onto each other."""
+
+    a: int
+    b: int
+    pa: np.ndarray
+    pb: np.ndarray
+    cc: float
+
+
+def direct_homography(ref: np.ndarray, cur: np.ndarray, H0: np.ndarray, levels: int = 3) -> tuple[np.ndarray, float] | None:
+    """The homography ``H`` with ``cur(H x) ~ ref(x)`` that best aligns two gray images by their
+    intensities (OpenCV's ECC, coarse to fine from the guess ``H0``), and its correlation; None
+    when it does not converge. Unlike corners, intensities also hold on weak texture: the soft
+    outlines of hills, a horizon, a shore."""
+    H = np.asarray(H0, np.float64)
+    crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 60, 1e-5)
+    cc = 0.0
+    for level in reversed(range(levels)):
+        s = 0.5**level
+        S = np.diag([s, s, 1.0])
+        r = cv2.resize(ref, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if level else ref
+        c = cv2.resize(cur, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if level else cur
+        try:
+            cc, Hs = cv2.findTransformECC(r, c, (S @ H @ np.linalg.inv(S)).astype(np.float32), cv2.MOTION_HOMOGRAPHY, crit, None, 5)
+        except cv2.error:
+            return None
+        H = np.linalg.inv(S) @ Hs.astype(np.float64) @ S
+    return H / H[2, 2], float(cc)
 
 
 def _match_exposure(src: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -121,6 +164,7 @@ class Tracker:
     config: TrackerConfig = field(default_factory=TrackerConfig)
     keyframes: list[Keyframe] = field(default_factory=list)
     frames: list[FrameObs] = field(default_factory=list)
+    bridges: list[Bridge] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -146,6 +190,7 @@ class Tracker:
         self._last_steady = -10**9  # last frame that ended a run of 3 tracked frames
         self._H_step = np.eye(3)
         self._H_prev = np.eye(3)
+        self._before_break = None  # (keyframe, its image, H keyframe -> last tracked frame, H_step, that frame)
 
     def finish(self) -> None:
         """Wait for the keyframes' ORB features and stop the worker; call once all frames are pushed."""
@@ -203,20 +248,66 @@ class Tracker:
             self._last_steady = index
         if obs is None:
             was_tracking = not self._lost and index > 0
+            if was_tracking:
+                self._before_break = (len(self.keyframes) - 1, self._kf_img, self._H_prev, self._H_step, index - 1)
             self._pts, self._ids, self._age = _empty2(), np.zeros(0, np.int64), np.zeros(0, np.int64)
             self._make_keyframe(index, gray, new_segment=True)
-            if len(self._pts) >= 3 * cfg.min_inliers:
+            aligned = self._align_to_break(index, gray)
+            # The clip's first keyframe anchors everything after it, so it is kept on fewer corners;
+            # so is a restart whose direct alignment is losing sight of the keyframe before the break.
+            fading = aligned is not None and aligned[4] < 0.5
+            need = cfg.min_corners if len(self.keyframes) > 1 and not fading else cfg.min_inliers
+            if len(self._pts) >= need:
                 self._lost = False
                 obs = FrameObs(len(self.keyframes) - 1, _empty2(), _empty2(), len(self._pts), "restart" if was_tracking or index > 0 else "")
+                if aligned is not None:  # the new segment hangs on the old one
+                    self.bridges.append(Bridge(aligned[0], len(self.keyframes) - 1, aligned[1], aligned[2], aligned[3]))
+                self._before_break = None
             else:
                 self.keyframes.pop().orb.cancel()
                 self._segment -= 1
                 self._lost = True
                 self._pts, self._ids, self._age = _empty2(), np.zeros(0, np.int64), np.zeros(0, np.int64)
-                obs = FrameObs(-1, _empty2(), _empty2(), 0, "no texture")
+                if aligned is not None:
+                    # Too few corners to track, but the picture still lines up with the keyframe
+                    # before the break: the frame's rotation comes from that (low confidence).
+                    obs = FrameObs(aligned[0], aligned[1], aligned[2], 0, "direct")
+                else:
+                    obs = FrameObs(-1, _empty2(), _empty2(), 0, "no texture")
         self._prev = gray  # the Python binding of calcOpticalFlowPyrLK takes images, not prebuilt pyramids
         self.frames.append(obs)
         return obs
+
+    def _align_to_break(self, index: int, gray: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, float, float] | None:
+        """Align a frame after a break in tracking directly (intensities, not corners) to the last
+        keyframe before it, starting where the camera's last motion puts it. Returns
+        ``(keyframe, pa, pb, correlation, overlap)``: grid points and where the alignment maps them in
+        this frame, and the share of the grid still in view; None when the break is too old or the
+        alignment is not to be trusted."""
+        if self._before_break is None:
+            return None
+        kf, img, H_last, H_step, last = self._before_break
+        gap = index - last
+        if gap > self.config.bridge_frames:
+            self._before_break = None
+            return None
+        H0 = np.linalg.matrix_power(H_step, gap) @ H_last
+        found = direct_homography(img, gray, H0)
+        if found is None or found[1] < self.config.bridge_min_cc:
+            return None
+        H, cc = found
+        cols, rows = self.config.grid if self.width >= self.height else self.config.grid[::-1]
+        gx, gy = np.meshgrid((np.arange(cols) + 0.5) * self.width / cols, (np.arange(rows) + 0.5) * self.height / rows)
+        pa = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
+        pb = cv2.perspectiveTransform(pa.reshape(-1, 1, 2), H).reshape(-1, 2)
+        pred = cv2.perspectiveTransform(pa.reshape(-1, 1, 2), H0).reshape(-1, 2)
+        inside = (pb[:, 0] >= 0) & (pb[:, 0] <= self.width - 1) & (pb[:, 1] >= 0) & (pb[:, 1] <= self.height - 1)
+        # A hand cannot have swung the camera far from its last motion in a few frames.
+        if inside.sum() < self.config.min_inliers or np.median(np.linalg.norm(pb - pred, axis=1)) > 0.25 * max(self.width, self.height):
+            return None
+        # The next frame continues from this one.
+        self._before_break = (kf, img, H, H @ np.linalg.inv(H_last) if gap == 1 else H_step, index)
+        return kf, pa[inside], pb[inside], cc, float(inside.mean())
 
     def _cell_of(self, pts: np.ndarray) -> np.ndarray:
         cols, rows = self.config.grid if self.width >= self.height else self.config.grid[::-1]
