@@ -102,15 +102,18 @@ class Bridge:
     cc: float
 
 
-def direct_homography(ref: np.ndarray, cur: np.ndarray, H0: np.ndarray, levels: int = 3) -> tuple[np.ndarray, float] | None:
+def direct_homography(ref: np.ndarray, cur: np.ndarray, H0: np.ndarray, levels: int = 3,
+                      finest: int = 0) -> tuple[np.ndarray, float] | None:
     """The homography ``H`` with ``cur(H x) ~ ref(x)`` that best aligns two gray images by their
-    intensities (OpenCV's ECC, coarse to fine from the guess ``H0``), and its correlation; None
-    when it does not converge. Unlike corners, intensities also hold on weak texture: the soft
-    outlines of hills, a horizon, a shore."""
+    intensities (OpenCV's ECC, coarse to fine from the guess ``H0``, pyramid levels ``levels - 1``
+    down to ``finest``), and its correlation; None when it does not converge. Unlike corners,
+    intensities also hold on weak texture: the soft outlines of hills, a horizon, a shore. About
+    50 ms for 640x360 images; stopping at half size costs a quarter of that but doubled the error
+    on weak texture."""
     H = np.asarray(H0, np.float64)
-    crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 60, 1e-5)
+    crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 40, 1e-4)
     cc = 0.0
-    for level in reversed(range(levels)):
+    for level in reversed(range(finest, levels)):
         s = 0.5**level
         S = np.diag([s, s, 1.0])
         r = cv2.resize(ref, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if level else ref
