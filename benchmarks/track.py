@@ -23,7 +23,10 @@ The LAST line is ``median_err_deg=<a> max_err_deg=<b> hfov_err_pct=<c> fps=<d> p
 medians of per-clip medians, the max over all clips, the worst FOV error, our total frames over
 total seconds, and the peer's median of per-clip medians.
 
-Usage: ``.venv/bin/python benchmarks/track.py [--quick] [--no-peer] [--clips NAME,...]``
+``--extra`` runs 24 other clips instead (new seeds, FOVs and orientations, ours only), to check
+that the estimator is not tuned to these ten.
+
+Usage: ``.venv/bin/python benchmarks/track.py [--quick] [--no-peer] [--extra] [--clips NAME,...]``
 """
 
 from __future__ import annotations
@@ -79,6 +82,24 @@ QUICK = [
     Clip("q_room_clean_P", "testRoom1_2kMono.jpg", (360, 640), 50.0, "phone", False, 12, 3.0),
     Clip("q_meadow_hard_L", "sphere_small.jpg", (640, 360), 70.0, "phone", True, 13, 3.0),
 ]
+# New seeds, FOVs and orientations, rendered the same way: a check that the estimator is not tuned
+# to CLIPS. Run with --extra (ours only); the summary says how many are within their goals.
+_EXTRA_SPECS = [  # panorama, (w, h), hfov, path, hard
+    ("sechelt.jpg", (720, 1280), 45.0, "phone", False), ("testRoom1_2kMono.jpg", (1280, 720), 78.0, "argus", False),
+    ("sphere_small.jpg", (1280, 720), 42.0, "phone", True), ("puydesancy.jpg", (720, 1280), 71.0, "phone", True),
+    ("demo_equirec.png", (1280, 720), 60.0, "phone", False), ("sechelt.jpg", (1280, 720), 55.0, "argus", True),
+    ("puydesancy.jpg", (1280, 720), 80.0, "argus", False), ("testRoom1_2kMono.jpg", (720, 1280), 50.0, "phone", True),
+]
+_EXTRA_SPECS_C = [
+    ("testRoom1_2kMono.jpg", (1280, 720), 40.0, "phone", False), ("sphere_small.jpg", (720, 1280), 66.0, "argus", False),
+    ("puydesancy.jpg", (1280, 720), 48.0, "argus", True), ("sechelt.jpg", (1280, 720), 75.0, "argus", False),
+    ("testRoom1_2kMono.jpg", (720, 1280), 62.0, "argus", True), ("sphere_small.jpg", (720, 1280), 79.0, "phone", True),
+    ("puydesancy.jpg", (720, 1280), 41.0, "phone", False), ("test-sphere.jpg", (1280, 720), 57.0, "phone", False),
+]
+EXTRA = ([Clip(f"x{seed}_{erp.split('.')[0][:7]}_{'hard' if hard else 'clean'}_{'L' if size[0] > size[1] else 'P'}", erp, size, hfov, path, hard, seed)
+          for base in (101, 201) for seed, (erp, size, hfov, path, hard) in zip(range(base, base + 8), _EXTRA_SPECS)]
+         + [Clip(f"x{seed}_{erp.split('.')[0][:7]}_{'hard' if hard else 'clean'}_{'L' if size[0] > size[1] else 'P'}", erp, size, hfov, path, hard, seed)
+            for seed, (erp, size, hfov, path, hard) in zip(range(301, 309), _EXTRA_SPECS_C)])
 FPS = 30.0
 
 
@@ -186,7 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="three 3-second small clips")
     ap.add_argument("--no-peer", action="store_true", help="skip OpenCV's stitching pipeline")
     ap.add_argument("--clips", default="", help="comma-separated clip names to run (default: all)")
+    ap.add_argument("--extra", action="store_true", help="the 24 new-seed clips of EXTRA instead (no peer)")
     args = ap.parse_args(argv)
+    if args.extra:
+        args.no_peer = True
     sys.path.insert(0, str(ROOT))
     if args.peer_only:
         idx, R, hfov, dt, kept = peer(Path(args.peer_only))
@@ -194,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from pano360.project.rotation import rotation_angle_deg
 
-    clips = QUICK if args.quick else CLIPS
+    clips = QUICK if args.quick else EXTRA if args.extra else CLIPS
     if args.clips:
         clips = [c for c in clips if c.name in args.clips.split(",")]
     rows = []
@@ -248,6 +272,10 @@ def main(argv: list[str] | None = None) -> int:
                 pooled = (sum(r["n"] for r in both) / sum(r["sec"] for r in both)) / (sum(r["n"] for r in both) / sum(r["n"] / r["peer_fps"] for r in both))
                 print(f"{kind} speed-up over the peer, on the {len(both)} clips it finished: per clip "
                       f"{', '.join(f'{x:.2f}x' for x in ratios)}; median {np.median(ratios):.2f}x; pooled {pooled:.2f}x")
+    goals = {False: (0.05, 0.2, 0.5), True: (0.15, 0.5, 1.0)}  # median, max (deg), FOV (%): clean, hard
+    within = [r for r in main_rows if all(x <= g for x, g in zip((r["med"], r["max"], r["fov_pct"]), goals[r["clip"].hard]))]
+    print(f"within their goals: {len(within)} of {len(main_rows)} clips"
+          + (f"; not: {', '.join(r['clip'].name for r in main_rows if r not in within)}" if len(within) < len(main_rows) else ""))
     landscape = [r for r in main_rows if r["clip"].size == (1280, 720)]
     if landscape:
         print(f"fps at 1280x720 (decode included): {sum(r['n'] for r in landscape) / sum(r['sec'] for r in landscape):.1f}")
