@@ -171,7 +171,10 @@ class Tracker:
 
     def __post_init__(self) -> None:
         cfg = self.config
-        cols, rows = cfg.grid if self.width >= self.height else cfg.grid[::-1]
+        # The grid, turned with the frame: (cells across, cells down), and its cells' centres.
+        self._grid = cols, rows = cfg.grid if self.width >= self.height else cfg.grid[::-1]
+        gx, gy = np.meshgrid((np.arange(cols) + 0.5) * self.width / cols, (np.arange(rows) + 0.5) * self.height / rows)
+        self._cell_centres = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
         self._cells = [(int(self.width * c / cols), int(self.width * (c + 1) / cols), int(self.height * r / rows), int(self.height * (r + 1) / rows))
                        for r in range(rows) for c in range(cols)]
         self._orb = cv2.ORB_create(cfg.orb_features)
@@ -299,12 +302,10 @@ class Tracker:
         if found is None or found[1] < self.config.bridge_min_cc:
             return None
         H, cc = found
-        cols, rows = self.config.grid if self.width >= self.height else self.config.grid[::-1]
-        gx, gy = np.meshgrid((np.arange(cols) + 0.5) * self.width / cols, (np.arange(rows) + 0.5) * self.height / rows)
-        pa = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
+        pa = self._cell_centres
         pb = cv2.perspectiveTransform(pa.reshape(-1, 1, 2), H).reshape(-1, 2)
         pred = cv2.perspectiveTransform(pa.reshape(-1, 1, 2), H0).reshape(-1, 2)
-        inside = (pb[:, 0] >= 0) & (pb[:, 0] <= self.width - 1) & (pb[:, 1] >= 0) & (pb[:, 1] <= self.height - 1)
+        inside = self._in_frame(pb)
         # A hand cannot have swung the camera far from its last motion in a few frames.
         if inside.sum() < self.config.min_inliers or np.median(np.linalg.norm(pb - pred, axis=1)) > 0.25 * max(self.width, self.height):
             return None
@@ -312,8 +313,12 @@ class Tracker:
         self._before_break = (kf, img, H, H @ np.linalg.inv(H_last) if gap == 1 else H_step, index)
         return kf, pa[inside], pb[inside], cc, float(inside.mean())
 
+    def _in_frame(self, pts: np.ndarray) -> np.ndarray:
+        """Which points ``(n, 2)`` lie on the frame (pixel centres 0 .. size - 1)."""
+        return (pts[:, 0] >= 0) & (pts[:, 0] <= self.width - 1) & (pts[:, 1] >= 0) & (pts[:, 1] <= self.height - 1)
+
     def _cell_of(self, pts: np.ndarray) -> np.ndarray:
-        cols, rows = self.config.grid if self.width >= self.height else self.config.grid[::-1]
+        cols, rows = self._grid
         cx = np.clip((pts[:, 0] * cols / self.width).astype(int), 0, cols - 1)
         cy = np.clip((pts[:, 1] * rows / self.height).astype(int), 0, rows - 1)
         return cy * cols + cx
@@ -364,7 +369,7 @@ class Tracker:
                                               criteria=crit, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
         p1 = p1.reshape(-1, 2)
         fb = np.linalg.norm(pb.reshape(-1, 2) - self._pts, axis=1)
-        inside = (p1[:, 0] >= 0) & (p1[:, 0] <= self.width - 1) & (p1[:, 1] >= 0) & (p1[:, 1] <= self.height - 1)
+        inside = self._in_frame(p1)
         good = (st.ravel() == 1) & (st2.ravel() == 1) & (fb < cfg.fb_max_px) & inside
         if good.sum() < cfg.min_inliers:
             return None
