@@ -29,7 +29,7 @@ from pano360.project.camera import focal_from_hfov
 from pano360.project.rotation import best_rotation, interpolate_rotations
 from pano360.slam.bundle import adjust, search_hfov
 from pano360.slam.frontend import FrameObs, Tracker, TrackerConfig
-from pano360.slam.geometry import grouped_best_rotations, pixels_to_rays, unit_rays
+from pano360.slam.geometry import grouped_best_rotations, grouped_rotation_residuals, pixels_to_rays, unit_rays
 from pano360.slam.links import Link, chain_rotations, loop_links, track_links
 from pano360.slam.rolling import angular_velocity, search_readout, unroll_links, unroll_pixels
 from pano360.trajectory import Trajectory
@@ -86,8 +86,7 @@ def _relative_rotations(obs: list[FrameObs], w: int, h: int, f: float) -> np.nda
     ua = unit_rays(np.concatenate([o.kf_pts for o in obs]), w, h, f)
     ub = unit_rays(np.concatenate([o.pts for o in obs]), w, h, f)
     owner = np.repeat(np.arange(len(obs)), sizes)
-    rel = grouped_best_rotations(ua, ub, starts)
-    err = f * np.linalg.norm(np.einsum("nij,nj->ni", rel[owner], ub) - ua, axis=1)
+    rel, err = grouped_rotation_residuals(ua, ub, starts, f)
     table = np.full((len(obs), sizes.max()), np.nan)
     table[owner, np.arange(len(err)) - starts[owner]] = err
     keep = err < np.maximum(3.0 * np.nanmedian(table, axis=1), 0.5)[owner]

@@ -14,7 +14,7 @@ import numpy as np
 
 from pano360.project.rotation import best_rotation, orthonormalize
 
-__all__ = ["pixels_to_rays", "rays_to_pixels", "unit_rays", "grouped_best_rotations", "rotation_fit_cost", "ransac_rotation", "skew", "right_jacobian"]
+__all__ = ["pixels_to_rays", "rays_to_pixels", "unit_rays", "grouped_best_rotations", "grouped_rotation_residuals", "rotation_fit_cost", "ransac_rotation", "skew", "right_jacobian"]
 
 
 def pixels_to_rays(px: np.ndarray, width: int, height: int, focal: float) -> np.ndarray:
@@ -48,15 +48,20 @@ def grouped_best_rotations(ua: np.ndarray, ub: np.ndarray, starts: np.ndarray, w
     return orthonormalize(np.add.reduceat(outer, starts, axis=0))
 
 
+def grouped_rotation_residuals(ua: np.ndarray, ub: np.ndarray, starts: np.ndarray, focal: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each unit-ray group's best rotation ``(L, 3, 3)`` (see :func:`grouped_best_rotations`) and every
+    pair's residual under it ``(n,)``, in pixels at ``focal``."""
+    R = grouped_best_rotations(ua, ub, starts)
+    owner = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(ua))))
+    return R, focal * np.linalg.norm(np.einsum("nij,nj->ni", R[owner], ub) - ua, axis=1)
+
+
 def rotation_fit_cost(pa: np.ndarray, pb: np.ndarray, starts: np.ndarray, width: int, height: int, focal: float,
                       trunc_px: float = 2.0) -> float:
     """How badly pure rotations explain pixel pairs: each group of ``pa, pb (n, 2)`` (beginning at
     ``starts``) gets its best rotation, and the residuals in pixels, truncated at ``trunc_px``, are
     summed squared. Low at the right focal length and readout, so searches minimise it."""
-    ua, ub = unit_rays(pa, width, height, focal), unit_rays(pb, width, height, focal)
-    R = grouped_best_rotations(ua, ub, starts)
-    owner = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(pa))))
-    err = focal * np.linalg.norm(np.einsum("nij,nj->ni", R[owner], ub) - ua, axis=1)
+    _, err = grouped_rotation_residuals(unit_rays(pa, width, height, focal), unit_rays(pb, width, height, focal), starts, focal)
     return float((np.minimum(err, trunc_px) ** 2).sum())
 
 
