@@ -225,7 +225,8 @@ def _blas_single_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _work_size(width: int, height: int) -> tuple[int, int]:
+def tracking_size(width: int, height: int) -> tuple[int, int]:
+    """The ``(w, h)`` the tracker works at for ``width x height`` frames (long side :data:`WORK_SIZE`)."""
     s = min(1.0, WORK_SIZE / max(width, height))
     return max(16, int(round(width * s))), max(16, int(round(height * s)))
 
@@ -241,7 +242,7 @@ def _run(frames: Iterable[tuple[float, np.ndarray]], width: int, height: int, hf
          source: str, progress: Callable[[int], None] | None, config: TrackerConfig | None) -> TrackResult:
     if hfov_deg is not None and not 1.0 < hfov_deg < 179.0:
         raise Pano360Error(f"--hfov must be between 1 and 179 degrees, got {hfov_deg}")
-    work = _work_size(width, height)
+    work = tracking_size(width, height)
     tracker = Tracker(work[0], work[1], config or TrackerConfig())
     times = []
     t0, c0 = time.perf_counter(), time.process_time()
@@ -305,11 +306,6 @@ def _frames_of(path: Path, work: tuple[int, int], pixels: int) -> Iterator[tuple
         yield t, gray
 
 
-def tracking_size(width: int, height: int) -> tuple[int, int]:
-    """The ``(w, h)`` the tracker works at for ``width x height`` frames (long side :data:`WORK_SIZE`)."""
-    return _work_size(width, height)
-
-
 def track_clip(path: str | Path, hfov_deg: float | None = None, progress: Callable[[int], None] | None = None,
                config: TrackerConfig | None = None,
                frames: Iterable[tuple[float, np.ndarray]] | None = None) -> TrackResult:
@@ -323,7 +319,7 @@ def track_clip(path: str | Path, hfov_deg: float | None = None, progress: Callab
 
     path = Path(path)
     info = validate_video_input(path)
-    work = _work_size(info.width, info.height)
+    work = tracking_size(info.width, info.height)
     hint = hfov_from_metadata(path, info.width, info.height)
     if frames is None:
         frames = _frames_of(path, work, info.width * info.height)
