@@ -41,10 +41,12 @@ def test_right_jacobian_matches_finite_differences():
         assert np.allclose(w, J[:, i], atol=1e-5)
 
 
-def _synthetic_links(hfov: float, w: int = 640, h: int = 360, seed: int = 0) -> tuple[list[Link], np.ndarray]:
-    """Exact correspondences between keyframes of a known pan (20 deg a keyframe) at a known FOV."""
+def _synthetic_links(hfov: float, w: int = 640, h: int = 360, seed: int = 0, noise_px: float = 0.05,
+                     step_deg: float = 8.0) -> tuple[list[Link], np.ndarray]:
+    """Correspondences (``noise_px`` of noise) between keyframes of a known pan (``step_deg`` a keyframe) at a known FOV."""
     gen = np.random.default_rng(seed)
-    R = euler_to_matrix(np.arange(6) * 8.0, np.sin(np.arange(6)) * 3.0, np.arange(6) * 0.5)
+    k = step_deg / 8.0
+    R = euler_to_matrix(np.arange(6) * 8.0 * k, np.sin(np.arange(6)) * 3.0 * k, np.arange(6) * 0.5 * k)
     f = w / 2 / np.tan(np.radians(hfov) / 2)
     links = []
     for a in range(6):
@@ -53,7 +55,7 @@ def _synthetic_links(hfov: float, w: int = 640, h: int = 360, seed: int = 0) -> 
             d = (R[a].T @ R[b] @ pixels_to_rays(pb, w, h, f).T).T
             pa = rays_to_pixels(d, w, h, f)
             inside = (pa[:, 0] > 0) & (pa[:, 0] < w - 1) & (pa[:, 1] > 0) & (pa[:, 1] < h - 1)
-            links.append(Link(a, b, pa[inside][:80] + gen.normal(0, 0.05, (inside.sum(), 2))[:80], pb[inside][:80]))
+            links.append(Link(a, b, pa[inside][:80] + gen.normal(0, noise_px, (inside.sum(), 2))[:80], pb[inside][:80]))
     return links, R
 
 
@@ -66,6 +68,24 @@ def test_fov_search_and_adjustment_recover_a_known_fov_and_rotations():
     # 0.05 px noise on 80 points a link: the FOV within 0.05 deg, rotations within 0.01 deg.
     assert abs(ba.hfov_deg - 57.0) < 0.05
     assert rotation_angle_deg(ba.R, R[0].T[None] @ R).max() < 0.01
+
+
+def test_fov_standard_error_matches_the_scatter_of_estimates():
+    # The adjustment's standard error on the FOV is what decides whether a shallow search minimum
+    # counts as measured: over noisy repeats it must match the estimates' actual scatter.
+    fovs, sigmas = [], []
+    for seed in range(12):
+        links, R = _synthetic_links(50.0, seed=seed, noise_px=1.0, step_deg=2.0)
+        ba = adjust(links, R, 640, 360, 50.0)
+        fovs.append(ba.hfov_deg)
+        sigmas.append(ba.hfov_sigma_deg)
+    scatter, sigma = float(np.std(fovs)), float(np.mean(sigmas))
+    assert 0.05 < sigma < 1.0 and 0.6 < scatter / sigma < 1.6, (scatter, sigma)
+    # A camera that hardly turns leaves the FOV free: a standard error of many percent.
+    links, R = _synthetic_links(50.0, noise_px=1.0, step_deg=0.1)
+    assert adjust(links, R, 640, 360, 50.0).hfov_sigma_deg > 0.03 * 50.0
+    # Not solved for, not reported.
+    assert adjust(links, R, 640, 360, 50.0, solve_focal=False).hfov_sigma_deg == float("inf")
 
 
 def test_unrolling_undoes_a_known_rolling_shutter():

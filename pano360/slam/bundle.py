@@ -31,7 +31,8 @@ def search_hfov(links: list[Link], width: int, height: int, lo: float = 20.0, hi
     A 1-D search over ``[lo, hi]`` (2 degree steps, then 0.2 degree steps around the best); the
     bundle adjustment refines it.
     Returns ``(hfov_deg, contrast)``: contrast is how much worse the cost is 15% away in focal
-    (near 0 means the FOV is not observable from these links, e.g. a static camera).
+    (near 0 means the FOV is not observable from these links, e.g. a static camera; 0 when the
+    best FOV is at the end of the range, which is no minimum).
     """
     if not links:
         return float("nan"), 0.0
@@ -52,6 +53,8 @@ def search_hfov(links: list[Link], width: int, height: int, lo: float = 20.0, hi
     fine_costs = np.array([cost(h) for h in fine])
     best = float(fine[int(np.argmin(fine_costs))])
     f = focal_from_hfov(width, best)
+    if best <= lo or best >= hi:
+        return best, 0.0  # no minimum inside the range: nothing was measured
     c0 = float(fine_costs.min())
     far = [cost(hfov_from_focal(width, f * s)) for s in (0.85, 1.15)]
     contrast = (min(far) - c0) / max(c0, 1e-9)
@@ -60,13 +63,15 @@ def search_hfov(links: list[Link], width: int, height: int, lo: float = 20.0, hi
 
 @dataclass(frozen=True)
 class BundleResult:
-    """Adjusted keyframe rotations ``R (K, 3, 3)``, FOV, final RMS residual (px) and per-link medians."""
+    """Adjusted keyframe rotations ``R (K, 3, 3)``, FOV, final RMS residual (px), per-link medians
+    and, when the FOV was solved for, its standard error in degrees."""
 
     R: np.ndarray
     hfov_deg: float
     rms_px: float
     link_median_px: np.ndarray
     nfev: int = 0
+    hfov_sigma_deg: float = float("inf")
 
 
 def _residuals_and_jac(x: np.ndarray, R0: np.ndarray, ia: np.ndarray, ib: np.ndarray, pa: np.ndarray, pb: np.ndarray,
@@ -217,8 +222,28 @@ def adjust(links: list[Link], R_init: np.ndarray, width: int, height: int, hfov_
     deltas[1:] = x[: 3 * (K - 1)].reshape(-1, 3)
     R = R0 @ rotvec_to_matrix(deltas)
     f = math.exp(x[-1]) if solve_focal else math.exp(logf0)
-    res = _residuals_and_jac(x, *args, want_jac=False)[: 2 * len(pa)].reshape(-1, 2)
-    err = np.linalg.norm(res, axis=1)
+    if solve_focal:
+        r_all, J = _residuals_and_jac(x, *args, want_jac=True)
+        sigma = _hfov_sigma_deg(r_all, J, width, f, loss_px if robust else None)
+    else:
+        r_all, sigma = _residuals_and_jac(x, *args, want_jac=False), float("inf")
+    err = np.linalg.norm(r_all[: 2 * len(pa)].reshape(-1, 2), axis=1)
     bounds = np.cumsum([0] + [len(lk.pa) for lk in links])
     med = np.array([np.median(err[bounds[i]:bounds[i + 1]]) for i in range(len(links))])
-    return BundleResult(R, hfov_from_focal(width, f), float(np.sqrt(np.mean(err**2))), med, nfev)
+    return BundleResult(R, hfov_from_focal(width, f), float(np.sqrt(np.mean(err**2))), med, nfev, sigma)
+
+
+def _hfov_sigma_deg(r: np.ndarray, J, width: int, f: float, loss_px: float | None) -> float:
+    """The FOV's standard error (degrees) at the adjustment's solution: the ``log f`` entry of
+    ``noise^2 (J^T W J)^-1``, the residuals' robust spread (MAD) taken as their noise. Infinite
+    when the links do not constrain the focal length at all (a camera that does not turn)."""
+    w = np.ones_like(r) if loss_px is None else np.minimum(1.0, loss_px / np.maximum(np.abs(r), 1e-12))
+    noise = 1.4826 * float(np.median(np.abs(r)))
+    try:
+        var_logf = noise**2 * float(np.linalg.inv((J.T @ diags(w) @ J).toarray())[-1, -1])
+    except np.linalg.LinAlgError:
+        return float("inf")
+    if not 0 <= var_logf < 1.0:
+        return float("inf")
+    s = math.sqrt(var_logf)
+    return abs(hfov_from_focal(width, f * math.exp(-s)) - hfov_from_focal(width, f * math.exp(s))) / 2

@@ -4,7 +4,8 @@ Steps: 1. track (``frontend.Tracker`` on gray frames with the long side at most 
 2. link keyframes through shared tracks, and across breaks in tracking through the tracker's direct
 alignments (``frontend.Bridge``); 3. FOV: the user's, else a 1-D search on the
 rotation-only residual; when the camera turns too little to measure it, the focal length a phone
-wrote into the container, else 65 deg (with a warning); 4. chain keyframe rotations and adjust them
+wrote into the container, else 65 deg (with a warning); a shallow search minimum still counts when the
+adjustment's standard error on the FOV is small; 4. chain keyframe rotations and adjust them
 with the FOV (``bundle.adjust``); 5. close loops (ORB between keyframes that look the same way) and
 adjust again; 6. every frame from its reference keyframe (best rotation on its inlier rays), frames
 with nothing to track SLERPed between neighbours; 7. measure the rolling shutter's readout and, when
@@ -39,6 +40,11 @@ __all__ = ["TrackResult", "estimate_rotations", "estimate_result", "estimate_tra
 WORK_SIZE = 640  # long side of the frames the tracker sees
 DEFAULT_HFOV_DEG = 65.0  # a phone's main camera in video mode, used only when the FOV cannot be observed
 LOW_CONFIDENCE_INLIERS = 25
+# The FOV counts as measured when the search's cost rises by this share 15% away in focal, or else
+# when the adjustment's standard error on it is below this fraction of it (3%: a phone's FOV is
+# anywhere in 40-80 deg, so the default is usually off by far more).
+FOV_CONTRAST = 0.05
+FOV_SIGMA_FRAC = 0.03
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,7 @@ def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg
     # Breaks bridged by a direct alignment link their segments like shared tracks do.
     bridges = [Link(b.a, b.b, b.pa.astype(np.float64), b.pb.astype(np.float64)) for b in tracker.bridges]
     links = track_links(kfs) + bridges
+    restarts = np.array([k for k in range(1, len(kfs)) if segments[k] != segments[k - 1]], np.int64)
     # 1. Field of view.
     hfov_source = "user"
     hfov = hfov_deg
@@ -160,7 +167,15 @@ def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg
         seed, contrast = search_hfov(links, w, h)
         stats["hfov_search_deg"] = seed
         stats["hfov_contrast"] = contrast
-        if math.isfinite(seed) and contrast > 0.05:
+        measured = math.isfinite(seed) and contrast > FOV_CONTRAST
+        if math.isfinite(seed) and 0 < contrast <= FOV_CONTRAST:
+            # A shallow search minimum (noise, blur, a rolling shutter, a narrow lens) may still pin the
+            # FOV down: the adjustment's own standard error decides.
+            trial = adjust(links, chain_rotations(len(kfs), links, w, h, focal_from_hfov(w, seed), segments), w, h, seed,
+                           priors=restarts, robust=False)
+            stats.update(hfov_trial_deg=trial.hfov_deg, hfov_trial_sigma_deg=trial.hfov_sigma_deg)
+            measured = trial.hfov_sigma_deg < FOV_SIGMA_FRAC * trial.hfov_deg
+        if measured:
             hfov, hfov_source = seed, "estimated"
         else:
             hfov = hfov_hint if hfov_hint is not None else DEFAULT_HFOV_DEG
@@ -171,7 +186,6 @@ def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg
     # 2. Keyframe rotations, adjusted; then loops closed and adjusted again.
     f = focal_from_hfov(w, hfov)
     R_init = chain_rotations(len(kfs), links, w, h, f, segments)
-    restarts = np.array([k for k in range(1, len(kfs)) if segments[k] != segments[k - 1]], np.int64)
     ba = adjust(links, R_init, w, h, hfov, solve_focal=solve_focal, priors=restarts, robust=False)
     loops = loop_links(kfs, ba.R, w, h, focal_from_hfov(w, ba.hfov_deg), ba.hfov_deg)
     if loops:
