@@ -270,8 +270,7 @@ def _run(frames: Iterable[tuple[float, np.ndarray]], width: int, height: int, hf
         tracker.finish()
     if not times:
         raise Pano360Error(f"no frames to track in {source or 'the clip'}")
-    stats = {"frontend_s": time.perf_counter() - t0, "frontend_cpu_s": time.process_time() - c0, "frames": len(times), "work_size": list(work),
-             "refined_between": tracker.refined_between}
+    stats = {"frontend_s": time.perf_counter() - t0, "frontend_cpu_s": time.process_time() - c0, "frames": len(times), "work_size": list(work)}
     c1 = time.process_time()
     with _blas_single_thread():
         result = _solve(tracker, np.asarray(times, np.float64), width, height, hfov_deg, hfov_hint, source, stats)

@@ -11,11 +11,6 @@ the turn since the last keyframe lost: each frame is aligned directly, by its in
 to the last keyframe before the break, and the restart is tied to that keyframe the same way
 (:class:`Bridge`). Those frames are marked low confidence.
 
-On plenty of texture (``TrackerConfig.light_min_tracks`` live tracks) and in steady tracking, every
-other frame is held back: the next frame is tracked from the one before it, and the held frame is
-refined between the two (one KLT step from the warped keyframe, seeded at its tracks' midpoints)
-instead of tracked in three KLT calls of its own. That is about a third less tracking work.
-
 Outliers (moving objects, bad tracks) found by the RANSAC are dropped for good: a track is never
 re-admitted, which is what keeps a large textured object moving with the camera from pulling
 the estimate (NOTES.md, "Rotation and focal estimation on a CPU").
@@ -53,12 +48,6 @@ class TrackerConfig:
     orb_features: int = 600
     bridge_frames: int = 15  # the longest break a direct alignment may bridge
     bridge_min_cc: float = 0.9  # the alignment's least correlation (ECC) to be trusted
-    # In steady tracking with at least light_min_tracks live tracks, every other frame is not
-    # tracked (three KLT calls) but refined between its neighbours (one). Weak texture (fewer
-    # tracks) keeps tracking every frame: there the two-frame steps lost tracks and broke.
-    light_frames: bool = True
-    light_min_tracks: int = 100
-    light_agree_px: float = 1.0  # how far a refined track may land from its neighbours' midpoint
 
 
 @dataclass
@@ -208,17 +197,9 @@ class Tracker:
         self._H_step = np.eye(3)
         self._H_prev = np.eye(3)
         self._before_break = None  # (keyframe, its image, H keyframe -> last tracked frame, H_step, that frame)
-        self._held = None  # a frame held back to be refined between its neighbours
-        self.refined_between = 0  # frames that were
-        self._defer_keyframe = False  # set while tracking the frame after a held one: its keyframe waits
-        self._keyframe_due = False
-        self._last_keep = np.zeros(0, np.int64)  # which of the previous live tracks the last tracked frame kept
 
     def finish(self) -> None:
         """Wait for the keyframes' ORB features and stop the worker; call once all frames are pushed."""
-        if self._held is not None:
-            held, self._held = self._held, None
-            self._push_one(held)
         self._orb_pool.shutdown(wait=True)
 
     # -- detection -------------------------------------------------------------------------
@@ -263,77 +244,8 @@ class Tracker:
         self._H_prev = np.eye(3)
 
     # -- tracking --------------------------------------------------------------------------
-    def push(self, gray: np.ndarray) -> None:
-        """Track one frame. Its :class:`FrameObs` lands in :attr:`frames`, possibly one push later:
-        in steady tracking on plenty of texture a frame is held back and refined between its
-        neighbours (see :class:`TrackerConfig`); :meth:`finish` flushes it."""
-        cfg = self.config
-        if self._held is not None:
-            held, self._held = self._held, None
-            self._push_pair(held, gray)
-        elif cfg.light_frames and not self._lost and self._have_motion and self._streak >= 3 and len(self._pts) >= cfg.light_min_tracks:
-            self._held = gray
-        else:
-            self._push_one(gray)
-
-    def _push_pair(self, held: np.ndarray, gray: np.ndarray) -> None:
-        """Track ``gray`` from the frame before ``held`` (two frames' motion predicted), then refine
-        ``held`` between the two; if that tracking fails, both frames go the ordinary way."""
-        i = len(self.frames)
-        before, step = self._pts, self._H_step
-        self._H_step = step @ step
-        self._defer_keyframe = True
-        obs = self._track(i + 1, gray)
-        self._defer_keyframe = False
-        if obs is None:
-            self._H_step = step
-            self._push_one(held)
-            self._push_one(gray)
-            return
-        self.frames.append(self._refine_between(held, before[self._last_keep]))
-        self.refined_between += 1
-        self.frames.append(obs)
-        self._streak += 2
-        self._last_steady = i + 1
-        if self._keyframe_due:
-            self._keyframe_due = False
-            self._make_keyframe(i + 1, gray, new_segment=False)
-        self._prev = gray
-
-    def _refine_between(self, gray: np.ndarray, before: np.ndarray) -> FrameObs:
-        """The held frame's observation: the surviving tracks' positions halfway between the frames
-        before ``(n, 2)`` and after it (the live tracks) seed one KLT step at full resolution from the
-        keyframe warped by the homography through those midpoints, as :meth:`_track` refines. A
-        track is kept when it lands within ``light_agree_px`` of its midpoint (after the common
-        shift, the hand's jitter) and passes the homography RANSAC."""
-        cfg = self.config
-        kf_pts, mid = self._kf_pts, (0.5 * (before + self._pts)).astype(np.float32)
-        ref = len(self.keyframes) - 1
-        H_mid, _ = cv2.findHomography(kf_pts, mid, 0)
-        found = None
-        if H_mid is not None:
-            warped = _match_exposure(cv2.warpPerspective(self._kf_img, H_mid, (self.width, self.height), flags=cv2.INTER_LINEAR), gray)
-            q = cv2.perspectiveTransform(kf_pts.reshape(-1, 1, 2), H_mid)
-            crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 0.01)
-            pk, st, _ = cv2.calcOpticalFlowPyrLK(warped, gray, q, mid.reshape(-1, 1, 2).copy(), winSize=(cfg.win, cfg.win), maxLevel=0,
-                                                 criteria=crit, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
-            pk = pk.reshape(-1, 2)
-            d = pk - mid
-            agree = (st.ravel() == 1) & (np.linalg.norm(d - np.median(d, axis=0), axis=1) < cfg.light_agree_px) & self._in_frame(pk)
-            if agree.sum() >= cfg.min_inliers:
-                H, inl = self._robust_homography(kf_pts[agree], pk[agree], self._age[agree], cfg.ransac_px)
-                if H is not None and inl.sum() >= cfg.min_inliers:
-                    found = H, np.flatnonzero(agree)[inl], pk
-        if found is None:  # the midpoints themselves, marked low confidence (0 inliers)
-            self._H_step = self._H_prev @ np.linalg.inv(H_mid) if H_mid is not None else self._H_step
-            sel = np.linspace(0, len(mid) - 1, min(len(mid), cfg.max_obs)).round().astype(int)
-            return FrameObs(ref, kf_pts[sel].copy(), mid[sel], 0)
-        H, keep, pk = found
-        self._H_step = self._H_prev @ np.linalg.inv(H)  # one frame's motion, for the next prediction
-        sel = keep[np.linspace(0, len(keep) - 1, min(len(keep), cfg.max_obs)).round().astype(int)]
-        return FrameObs(ref, kf_pts[sel].copy(), pk[sel].astype(np.float32), len(keep))
-
-    def _push_one(self, gray: np.ndarray) -> None:
+    def push(self, gray: np.ndarray) -> FrameObs:
+        """Track one frame; returns (and records) its :class:`FrameObs`."""
         cfg = self.config
         index = len(self.frames)
         obs = None if self._lost else self._track(index, gray)
@@ -370,6 +282,7 @@ class Tracker:
                     obs = FrameObs(-1, _empty2(), _empty2(), 0, "no texture")
         self._prev = gray  # the Python binding of calcOpticalFlowPyrLK takes images, not prebuilt pyramids
         self.frames.append(obs)
+        return obs
 
     def _align_to_break(self, index: int, gray: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, float, float] | None:
         """Align a frame after a break in tracking directly (intensities, not corners) to the last
@@ -503,10 +416,6 @@ class Tracker:
         disp = float(np.median(np.linalg.norm(self._pts - self._kf_pts, axis=1)))
         if self._kf_count < 0:
             self._kf_count = n
-        self._last_keep = keep
         if n < cfg.kf_inlier_ratio * self._kf_count or disp > cfg.kf_disp_frac * max(self.width, self.height):
-            if self._defer_keyframe:
-                self._keyframe_due = True
-            else:
-                self._make_keyframe(index, gray, new_segment=False)
+            self._make_keyframe(index, gray, new_segment=False)
         return obs
