@@ -23,7 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 PANORAMA = Path(os.environ.get("PANO360_SHARED_DATA", ROOT.parent / "shared" / "data")) / "erp" / "puydesancy.jpg"

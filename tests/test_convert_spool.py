@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from pano360.io import reader
 from pano360.io.reader import iter_frames, iter_gray, iter_gray_sampled

@@ -18,7 +18,7 @@ def _angle(a, b):
 
 
 def _tilted_pan(name, pitch0=8.0, roll0=5.0, n=18):
-    from pano360.synth import frame_times, load_erp, path_from_euler, relative_trajectory, render_frames
+    from pano360.synth import frame_times, load_erp, path_from_euler, relative_trajectory
 
     erp = load_erp(shared_file(f"erp/{name}"), max_width=2048)
     t = frame_times(3.0, n / 3.0)

@@ -34,6 +34,8 @@ def test_coarse_table_matches_the_exact_table(ypr, coarse):
     ok = np.abs(ex[::2, ::2] - ex[1::2, 1::2]) < W / 2
     got = chroma.map_x * 2 + 0.5
     assert np.abs(_wrap_diff(got, want_x, W)[ok]).max() < 0.1
+    want_y = np.clip((ey[::2, ::2] + ey[1::2, 1::2]) / 2, 0, H - 1)
+    assert np.abs(chroma.map_y * 2 + 0.5 - want_y).max() < 0.1
 
 
 def test_a_pole_in_view_falls_back_to_the_exact_table():
