@@ -80,6 +80,8 @@ def test_cli_writes_exactly_the_trajectory_file(erp, tmp_path, capsys):
     assert main(["track", str(tmp_path / "c.mp4"), "-o", str(out), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["frames"] == 30 and summary["output"] == str(out)
+    # The estimated FOV comes with its standard error (1 s of panning: small, but not zero).
+    assert summary["hfov_source"] == "estimated" and 0 < summary["hfov_sigma_deg"] < 0.5, summary
     data = json.loads(out.read_text())
     assert list(data) == ["version", "source", "width", "height", "hfov_deg", "frames"]
     assert (data["version"], data["source"], data["width"], data["height"]) == (1, "c.mp4", 320, 180)
@@ -94,7 +96,7 @@ def test_cli_writes_exactly_the_trajectory_file(erp, tmp_path, capsys):
     assert main(["track", str(tmp_path / "c.mp4"), "-o", str(out)]) == 2
     assert main(["track", str(tmp_path / "c.mp4"), "-o", str(out), "-y", "--hfov", "60"]) == 0
     text = capsys.readouterr().out
-    assert "30 frames" in text and "hfov 60.00 deg (user)" in text
+    assert "30 frames" in text and "hfov 60.00 deg (user)" in text  # a given FOV has no standard error
 
 
 def test_black_clip_is_a_clear_error(tmp_path, capsys, monkeypatch):

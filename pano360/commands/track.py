@@ -22,6 +22,7 @@ def _summary(result, out: Path, seconds: float) -> dict:
         "height": traj.height,
         "hfov_deg": round(traj.hfov_deg, 4),
         "hfov_source": result.hfov_source,
+        "hfov_sigma_deg": round(float(sigma), 4) if (sigma := result.stats.get("hfov_sigma_deg")) is not None and sigma < float("inf") else None,
         "keyframes": result.keyframes,
         "loop_closures": result.loop_closures,
         "rolling_shutter_ms": round(float(result.stats.get("readout_ms", 0.0)), 2),
@@ -65,6 +66,7 @@ def command(
     for w in result.warnings:
         note(f"warning: {w}", quiet=False)
     rs = f", rolling shutter {summary['rolling_shutter_ms']:.1f} ms" if summary["rolling_shutter_ms"] else ""
-    typer.echo(f"{out}: {summary['frames']} frames, hfov {summary['hfov_deg']:.2f} deg ({summary['hfov_source']}), "
+    sigma = f" +- {summary['hfov_sigma_deg']:.2g}" if summary["hfov_sigma_deg"] is not None else ""
+    typer.echo(f"{out}: {summary['frames']} frames, hfov {summary['hfov_deg']:.2f}{sigma} deg ({summary['hfov_source']}), "
                f"{summary['keyframes']} keyframes, {summary['loop_closures']} loop closures{rs}, "
                f"{len(summary['warnings'])} warnings, {summary['seconds']:.1f} s")

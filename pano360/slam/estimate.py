@@ -216,6 +216,8 @@ def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg
         R, ok = _every_frame(frames, kfs, ba.R, linked_kfs, times, w, h, f)
     stats["backend_s"] = time.perf_counter() - t0
     stats["ba_rms_px"] = ba.rms_px
+    if solve_focal:
+        stats["hfov_sigma_deg"] = ba.hfov_sigma_deg
     if not ok.all():
         warnings.append(f"frames {_fmt_ranges(_ranges(np.flatnonzero(~ok)))}: nothing to track (black, blank or featureless, or only something moving on its own); rotations interpolated")
     inliers = np.array([obs.inliers for obs in frames], np.int64)
