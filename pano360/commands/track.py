@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -14,6 +15,7 @@ from pano360.commands._options import JsonOpt, OverwriteOpt, QuietOpt
 
 def _summary(result, out: Path, seconds: float) -> dict:
     traj = result.trajectory
+    sigma = result.stats.get("hfov_sigma_deg")  # only for an estimated FOV
     return {
         "output": str(out),
         "source": traj.source,
@@ -22,7 +24,7 @@ def _summary(result, out: Path, seconds: float) -> dict:
         "height": traj.height,
         "hfov_deg": round(traj.hfov_deg, 4),
         "hfov_source": result.hfov_source,
-        "hfov_sigma_deg": round(float(sigma), 4) if (sigma := result.stats.get("hfov_sigma_deg")) is not None and sigma < float("inf") else None,
+        "hfov_sigma_deg": round(float(sigma), 4) if sigma is not None and math.isfinite(sigma) else None,
         "keyframes": result.keyframes,
         "loop_closures": result.loop_closures,
         "rolling_shutter_ms": round(float(result.stats.get("readout_ms", 0.0)), 2),

@@ -52,9 +52,9 @@ def search_hfov(links: list[Link], width: int, height: int, lo: float = 20.0, hi
     fine = np.arange(max(lo, best - 2.0), min(hi, best + 2.0) + 1e-9, 0.2)
     fine_costs = np.array([cost(h) for h in fine])
     best = float(fine[int(np.argmin(fine_costs))])
-    f = focal_from_hfov(width, best)
     if best <= lo or best >= hi:
         return best, 0.0  # no minimum inside the range: nothing was measured
+    f = focal_from_hfov(width, best)
     c0 = float(fine_costs.min())
     far = [cost(hfov_from_focal(width, f * s)) for s in (0.85, 1.15)]
     contrast = (min(far) - c0) / max(c0, 1e-9)
