@@ -26,7 +26,10 @@ total seconds, and the peer's median of per-clip medians.
 ``--extra`` runs 24 other clips instead (new seeds, FOVs and orientations, ours only), to check
 that the estimator is not tuned to these ten.
 
-Usage: ``.venv/bin/python benchmarks/track.py [--quick] [--no-peer] [--extra] [--clips NAME,...]``
+``--config key=value,...`` overrides ``TrackerConfig`` fields, to compare a variant's accuracy with the
+default's; ``--jobs 2`` runs the clips in two processes (no peer, and the fps then mean nothing).
+
+Usage: ``.venv/bin/python benchmarks/track.py [--quick] [--no-peer] [--extra] [--clips NAME,...] [--config K=V,...] [--jobs N]``
 """
 
 from __future__ import annotations
@@ -128,14 +131,47 @@ def render(clip: Clip) -> tuple[Path, "Trajectory"]:  # noqa: F821
     return mp4, traj
 
 
-def ours(mp4: Path) -> tuple[np.ndarray, float, float, dict]:
-    """Our rotations, FOV, seconds (decode included) and stats."""
+def ours(mp4: Path, config: dict | None = None) -> tuple[np.ndarray, float, float, dict]:
+    """Our rotations, FOV, seconds (decode included) and stats; ``config`` overrides TrackerConfig fields."""
     from pano360.slam.estimate import track_clip
+    from pano360.slam.frontend import TrackerConfig
 
     t0 = time.perf_counter()
-    res = track_clip(mp4)
+    res = track_clip(mp4, config=TrackerConfig(**config) if config else None)
     dt = time.perf_counter() - t0
     return res.trajectory.R, res.trajectory.hfov_deg, dt, {"warnings": res.warnings, **res.stats}
+
+
+def parse_config(text: str) -> dict:
+    """``"key=value,key=value"`` (Python literals) as TrackerConfig overrides, checked against its fields."""
+    import ast
+    from dataclasses import fields
+
+    from pano360.slam.frontend import TrackerConfig
+
+    known = {f.name for f in fields(TrackerConfig)}
+    out = {}
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        if key not in known:
+            raise SystemExit(f"--config: unknown TrackerConfig field {key!r} (known: {', '.join(sorted(known))})")
+        out[key] = ast.literal_eval(value)
+    return out
+
+
+def our_row(clip: Clip, config: dict | None = None) -> tuple[dict, dict, float]:
+    """Render (or reuse) a clip and run ours on it: the result row, our stats, seconds spent rendering."""
+    from pano360.project.rotation import rotation_angle_deg
+
+    sys.path.insert(0, str(ROOT))
+    t0 = time.perf_counter()
+    mp4, truth = render(clip)
+    render_s = time.perf_counter() - t0
+    R, hfov, dt, stats = ours(mp4, config)
+    err = rotation_angle_deg(R, truth.R)
+    row = {"clip": clip, "n": len(err), "med": float(np.median(err)), "max": float(err.max()),
+           "fov_pct": 100 * abs(hfov - truth.hfov_deg) / truth.hfov_deg, "fps": len(err) / dt, "sec": dt}
+    return row, stats, render_s
 
 
 def peer(mp4: Path, every: int = 6) -> tuple[np.ndarray, np.ndarray, float, float]:
@@ -208,8 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-peer", action="store_true", help="skip OpenCV's stitching pipeline")
     ap.add_argument("--clips", default="", help="comma-separated clip names to run (default: all)")
     ap.add_argument("--extra", action="store_true", help="the 24 new-seed clips of EXTRA instead (no peer)")
+    ap.add_argument("--config", default="", help="TrackerConfig overrides, e.g. fb_max_px=0.75,levels=2 (to compare variants)")
+    ap.add_argument("--jobs", type=int, default=1, help="clips in parallel processes (no peer; accuracy only: the fps mean nothing then)")
     args = ap.parse_args(argv)
-    if args.extra:
+    if args.extra or args.jobs > 1:
         args.no_peer = True
     sys.path.insert(0, str(ROOT))
     if args.peer_only:
@@ -218,30 +256,38 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from pano360.project.rotation import rotation_angle_deg
 
+    config = parse_config(args.config)
     clips = QUICK if args.quick else EXTRA if args.extra else CLIPS
     if args.clips:
         clips = [c for c in clips if c.name in args.clips.split(",")]
+    if args.jobs > 1:
+        for clip in clips:  # render the missing ones first, one at a time (rendering is threaded already)
+            render(clip)
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # Fresh interpreters: forking a process whose OpenCV and render threads have run can hang.
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(pool.map(our_row, clips, [config] * len(clips)))
+    else:
+        results = (our_row(clip, config) for clip in clips)
     rows = []
-    for clip in clips:
-        t0 = time.perf_counter()
-        mp4, truth = render(clip)
-        render_s = time.perf_counter() - t0
-        R, hfov, dt, stats = ours(mp4)
-        err = rotation_angle_deg(R, truth.R)
-        row = {"clip": clip, "n": len(err), "med": float(np.median(err)), "max": float(err.max()),
-               "fov_pct": 100 * abs(hfov - truth.hfov_deg) / truth.hfov_deg, "fps": len(err) / dt, "sec": dt}
-        line = (f"{clip.name:18s} {'hard' if clip.hard else 'clean':5s} {clip.size[0]}x{clip.size[1]} hfov={truth.hfov_deg:.1f} "
+    for row, stats, render_s in results:
+        clip = row["clip"]
+        err_n = row["n"]
+        line = (f"{clip.name:18s} {'hard' if clip.hard else 'clean':5s} {clip.size[0]}x{clip.size[1]} hfov={clip.hfov:.1f} "
                 f"ours: med={row['med']:.4f} max={row['max']:.4f} fov_err={row['fov_pct']:.3f}% fps={row['fps']:.1f} "
                 f"kf={stats.get('keyframes')} loops={stats.get('loop_links')}")
         if not args.no_peer:
             try:
+                mp4, truth = render(clip)
                 pidx, pR, phfov, pdt, kept = peer_isolated(mp4)
                 perr = rotation_angle_deg(pR, truth.R[pidx[0]].T[None] @ truth.R[pidx])
                 row.update(peer_med=float(np.median(perr)), peer_max=float(perr.max()),
-                           peer_fov_pct=100 * abs(phfov - truth.hfov_deg) / truth.hfov_deg, peer_fps=len(err) / pdt)
+                           peer_fov_pct=100 * abs(phfov - truth.hfov_deg) / truth.hfov_deg, peer_fps=err_n / pdt)
                 line += (f" | peer: med={row['peer_med']:.4f} max={row['peer_max']:.4f} fov_err={row['peer_fov_pct']:.3f}% "
                          f"fps={row['peer_fps']:.1f}")
-                n_key = len(range(0, len(err), 6))
+                n_key = len(range(0, err_n, 6))
                 if kept < n_key:
                     line += f" (peer kept {kept} of {n_key} keyframes)"
             except RuntimeError as exc:  # the peer failing is a result, not the end of the run
