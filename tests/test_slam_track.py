@@ -15,7 +15,7 @@ from pano360.cli import main
 from pano360.io.reader import iter_frames
 from pano360.io.writer import VideoWriter
 from pano360.project.rotation import rotation_angle_deg
-from pano360.slam.estimate import estimate_rotations, track_clip
+from pano360.slam.estimate import estimate_result, estimate_rotations, track_clip
 from pano360.synth import HARD, load_erp, phone_path, render_frames, static_path, write_clip
 from pano360.trajectory import Trajectory
 from tests.conftest import shared_file
@@ -68,9 +68,19 @@ def test_real_static_clip_vtest_stays_within_half_a_degree():
     frames = list(iter_frames(path, max_width=320))
     times = [f.time_s for f in frames]
     h, w = frames[0].rgb.shape[:2]
-    traj = estimate_rotations((f.rgb for f in frames), times, w, h)
+    res = estimate_result((f.rgb for f in frames), times, w, h)
+    traj = res.trajectory
     assert len(traj) == len(frames) > 700
     assert rotation_angle_deg(traj.R, np.eye(3)).max() < 0.5  # measured 0.025 deg
+    assert res.hfov_source == "default" and any("(the camera hardly rotates)" in m for m in res.warnings), res.warnings
+
+
+def test_real_clip_orbiting_an_object_is_not_taken_for_a_turn():
+    # A hand-held camera circling a cup: it turns (38 deg by the chain) but moves as much, so no FOV
+    # fits a camera turning in place. Say so, instead of "the camera hardly rotates".
+    res = track_clip(shared_file("clips/cup.mp4"))
+    assert res.hfov_source == "default"
+    assert any("does not fit a camera turning in place" in m for m in res.warnings), res.warnings
 
 
 def test_cli_writes_exactly_the_trajectory_file(erp, tmp_path, capsys):

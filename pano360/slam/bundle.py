@@ -52,7 +52,7 @@ def search_hfov(links: list[Link], width: int, height: int, lo: float = 20.0, hi
     fine = np.arange(max(lo, best - 2.0), min(hi, best + 2.0) + 1e-9, 0.2)
     fine_costs = np.array([cost(h) for h in fine])
     best = float(fine[int(np.argmin(fine_costs))])
-    if best <= lo or best >= hi:
+    if best <= lo + 1e-6 or best >= hi - 1e-6:
         return best, 0.0  # no minimum inside the range: nothing was measured
     f = focal_from_hfov(width, best)
     c0 = float(fine_costs.min())

@@ -27,7 +27,7 @@ import numpy as np
 
 from pano360.errors import Pano360Error
 from pano360.project.camera import focal_from_hfov
-from pano360.project.rotation import best_rotation, interpolate_rotations
+from pano360.project.rotation import best_rotation, interpolate_rotations, rotation_angle_deg
 from pano360.slam.bundle import adjust, search_hfov
 from pano360.slam.frontend import FrameObs, Tracker, TrackerConfig
 from pano360.slam.geometry import grouped_best_rotations, grouped_rotation_residuals, pixels_to_rays, unit_rays
@@ -45,6 +45,7 @@ LOW_CONFIDENCE_INLIERS = 25
 # anywhere in 40-80 deg, so the default is usually off by far more).
 FOV_CONTRAST = 0.05
 FOV_SIGMA_FRAC = 0.03
+FOV_TURN_DEG = 10.0  # a camera turning this far shows its FOV, unless the motion is not a turn
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,15 @@ def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg
         else:
             hfov = hfov_hint if hfov_hint is not None else DEFAULT_HFOV_DEG
             hfov_source = "metadata" if hfov_hint is not None else "default"
-            warnings.append(f"the field of view cannot be measured (the camera hardly rotates); assumed {hfov:.1f} deg "
+            why = "the camera hardly rotates"
+            if math.isfinite(seed):
+                turn = float(rotation_angle_deg(chain_rotations(len(kfs), links, w, h, focal_from_hfov(w, hfov), segments), np.eye(3)).max())
+                stats["turn_deg"] = turn
+                if turn >= FOV_TURN_DEG:
+                    # It turns, yet no FOV makes the pictures fit a turning camera: the rotations are suspect too.
+                    why = ("the motion does not fit a camera turning in place: something large moving on its own, or the "
+                           "camera moving close to things; rotations may be off")
+            warnings.append(f"the field of view cannot be measured ({why}); assumed {hfov:.1f} deg "
                             f"({'from the file' if hfov_hint is not None else 'a typical phone'}); pass --hfov if you know it")
     solve_focal = hfov_source == "estimated"
     # 2. Keyframe rotations, adjusted; then loops closed and adjusted again.
