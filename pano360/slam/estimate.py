@@ -164,6 +164,8 @@ def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg
     # 1. Field of view.
     hfov_source = "user"
     hfov = hfov_deg
+    seed = math.nan
+    trial = None  # the first adjustment, when the FOV decision needed it
     if hfov is None:
         seed, contrast = search_hfov(links, w, h)
         stats["hfov_search_deg"] = seed
@@ -181,21 +183,23 @@ def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg
         else:
             hfov = hfov_hint if hfov_hint is not None else DEFAULT_HFOV_DEG
             hfov_source = "metadata" if hfov_hint is not None else "default"
-            why = "the camera hardly rotates"
-            if math.isfinite(seed):
-                turn = float(rotation_angle_deg(chain_rotations(len(kfs), links, w, h, focal_from_hfov(w, hfov), segments), np.eye(3)).max())
-                stats["turn_deg"] = turn
-                if turn >= FOV_TURN_DEG:
-                    # It turns, yet no FOV makes the pictures fit a turning camera: the rotations are suspect too.
-                    why = ("the motion does not fit a camera turning in place: something large moving on its own, or the "
-                           "camera moving close to things; rotations may be off")
-            warnings.append(f"the field of view cannot be measured ({why}); assumed {hfov:.1f} deg "
-                            f"({'from the file' if hfov_hint is not None else 'a typical phone'}); pass --hfov if you know it")
+            trial = None
     solve_focal = hfov_source == "estimated"
     # 2. Keyframe rotations, adjusted; then loops closed and adjusted again.
     f = focal_from_hfov(w, hfov)
     R_init = chain_rotations(len(kfs), links, w, h, f, segments)
-    ba = adjust(links, R_init, w, h, hfov, solve_focal=solve_focal, priors=restarts, robust=False)
+    if hfov_source in ("metadata", "default"):
+        why = "the camera hardly rotates"
+        if math.isfinite(seed):
+            stats["turn_deg"] = turn = float(rotation_angle_deg(R_init, np.eye(3)).max())
+            if turn >= FOV_TURN_DEG:
+                # It turns, yet no FOV makes the pictures fit a turning camera: the rotations are suspect too.
+                why = ("the motion does not fit a camera turning in place: something large moving on its own, or the "
+                       "camera moving close to things; rotations may be off")
+        warnings.append(f"the field of view cannot be measured ({why}); assumed {hfov:.1f} deg "
+                        f"({'from the file' if hfov_hint is not None else 'a typical phone'}); pass --hfov if you know it")
+    # An accepted trial is this very adjustment (same links, start, FOV and priors).
+    ba = trial or adjust(links, R_init, w, h, hfov, solve_focal=solve_focal, priors=restarts, robust=False)
     loops = loop_links(kfs, ba.R, w, h, focal_from_hfov(w, ba.hfov_deg), ba.hfov_deg)
     if loops:
         R0 = _rebase_segments(ba.R, segments, loops + bridges, w, h, focal_from_hfov(w, ba.hfov_deg))
