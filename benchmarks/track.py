@@ -99,10 +99,15 @@ _EXTRA_SPECS_C = [
     ("testRoom1_2kMono.jpg", (720, 1280), 62.0, "argus", True), ("sphere_small.jpg", (720, 1280), 79.0, "phone", True),
     ("puydesancy.jpg", (720, 1280), 41.0, "phone", False), ("test-sphere.jpg", (1280, 720), 57.0, "phone", False),
 ]
-EXTRA = ([Clip(f"x{seed}_{erp.split('.')[0][:7]}_{'hard' if hard else 'clean'}_{'L' if size[0] > size[1] else 'P'}", erp, size, hfov, path, hard, seed)
-          for base in (101, 201) for seed, (erp, size, hfov, path, hard) in zip(range(base, base + 8), _EXTRA_SPECS)]
-         + [Clip(f"x{seed}_{erp.split('.')[0][:7]}_{'hard' if hard else 'clean'}_{'L' if size[0] > size[1] else 'P'}", erp, size, hfov, path, hard, seed)
-            for seed, (erp, size, hfov, path, hard) in zip(range(301, 309), _EXTRA_SPECS_C)])
+
+
+def _extra_clip(seed: int, erp: str, size: tuple[int, int], hfov: float, path: str, hard: bool) -> Clip:
+    name = f"x{seed}_{erp.split('.')[0][:7]}_{'hard' if hard else 'clean'}_{'L' if size[0] > size[1] else 'P'}"
+    return Clip(name, erp, size, hfov, path, hard, seed)
+
+
+EXTRA = ([_extra_clip(seed, *spec) for base in (101, 201) for seed, spec in zip(range(base, base + 8), _EXTRA_SPECS)]
+         + [_extra_clip(seed, *spec) for seed, spec in zip(range(301, 309), _EXTRA_SPECS_C)])
 FPS = 30.0
 
 
@@ -163,7 +168,8 @@ def our_row(clip: Clip, config: dict | None = None) -> tuple[dict, dict, float]:
     """Render (or reuse) a clip and run ours on it: the result row, our stats, seconds spent rendering."""
     from pano360.project.rotation import rotation_angle_deg
 
-    sys.path.insert(0, str(ROOT))
+    if str(ROOT) not in sys.path:  # a spawned worker starts without main()'s path
+        sys.path.insert(0, str(ROOT))
     t0 = time.perf_counter()
     mp4, truth = render(clip)
     render_s = time.perf_counter() - t0
