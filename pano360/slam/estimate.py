@@ -2,10 +2,11 @@
 
 Steps: 1. track (``frontend.Tracker`` on gray frames with the long side at most 640 px);
 2. link keyframes through shared tracks, and across breaks in tracking through the tracker's direct
-alignments (``frontend.Bridge``); 3. FOV: the user's, else a 1-D search on the
-rotation-only residual; when the camera turns too little to measure it, the focal length a phone
-wrote into the container, else 65 deg (with a warning); a shallow search minimum still counts when the
-adjustment's standard error on the FOV is small; 4. chain keyframe rotations and adjust them
+alignments (``frontend.Bridge``); 3. FOV: the user's, else a 1-D search on the tracks'
+rotation-only residual (direct alignments take no part: their focal length is held near a guess);
+when the camera turns too little to measure it, the focal length a phone wrote into the container,
+else 65 deg (with a warning); a shallow search minimum still counts when the adjustment's standard
+error on the FOV is small; 4. chain keyframe rotations and adjust them
 with the FOV (``bundle.adjust``); 5. close loops (ORB between keyframes that look the same way) and
 adjust again; 6. every frame from its reference keyframe (best rotation on its inlier rays), frames
 with nothing to track SLERPed between neighbours; 7. measure the rolling shutter's readout and, when
@@ -28,7 +29,7 @@ import numpy as np
 from pano360.errors import Pano360Error
 from pano360.project.camera import focal_from_hfov
 from pano360.project.rotation import best_rotation, interpolate_rotations, rotation_angle_deg
-from pano360.slam.bundle import adjust, search_hfov
+from pano360.slam.bundle import BundleResult, adjust, search_hfov
 from pano360.slam.frontend import FrameObs, Tracker, TrackerConfig
 from pano360.slam.geometry import grouped_best_rotations, grouped_rotation_residuals, pixels_to_rays, unit_rays
 from pano360.slam.links import Link, chain_rotations, loop_links, track_links
@@ -147,6 +148,15 @@ def _rebase_segments(R: np.ndarray, segments: np.ndarray, loops: list, w: int, h
     return R
 
 
+def _adjust_fov(links: list[Link], R_init: np.ndarray, w: int, h: int, hfov_deg: float, restarts: np.ndarray) -> BundleResult:
+    """:func:`bundle.adjust` with the FOV solved, on the keyframes these links join only (the others
+    would have nothing to hold them); what counts is its ``hfov_deg`` and ``hfov_sigma_deg``."""
+    used = np.unique(np.concatenate([[0]] + [[lk.a, lk.b] for lk in links])).astype(np.int64)
+    new = {int(k): i for i, k in enumerate(used)}
+    sub = [Link(new[lk.a], new[lk.b], lk.pa, lk.pb, lk.loop) for lk in links]
+    return adjust(sub, R_init[used], w, h, hfov_deg, priors=np.array([new[int(k)] for k in restarts if int(k) in new], np.int64), robust=False)
+
+
 def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg: float | None, hfov_hint: float | None,
            source: str, stats: dict) -> TrackResult:
     w, h = tracker.width, tracker.height
@@ -159,31 +169,31 @@ def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg
     segments = np.array([k.segment for k in kfs])
     # Breaks bridged by a direct alignment link their segments like shared tracks do.
     bridges = [Link(b.a, b.b, b.pa.astype(np.float64), b.pb.astype(np.float64)) for b in tracker.bridges]
-    links = track_links(kfs) + bridges
+    tracked = track_links(kfs)  # the FOV is measured on these alone
+    links = tracked + bridges
     restarts = np.array([k for k in range(1, len(kfs)) if segments[k] != segments[k - 1]], np.int64)
     # 1. Field of view.
     hfov_source = "user"
     hfov = hfov_deg
     seed = math.nan
-    trial = None  # the first adjustment, when the FOV decision needed it
+    fov_fit = None  # an adjustment of the tracks alone with the FOV solved, when needed
     if hfov is None:
-        seed, contrast = search_hfov(links, w, h)
+        seed, contrast = search_hfov(tracked, w, h)
         stats["hfov_search_deg"] = seed
         stats["hfov_contrast"] = contrast
         measured = math.isfinite(seed) and contrast > FOV_CONTRAST
         if math.isfinite(seed) and 0 < contrast <= FOV_CONTRAST:
             # A shallow search minimum (noise, blur, a rolling shutter, a narrow lens) may still pin the
             # FOV down: the adjustment's own standard error decides.
-            trial = adjust(links, chain_rotations(len(kfs), links, w, h, focal_from_hfov(w, seed), segments), w, h, seed,
-                           priors=restarts, robust=False)
-            stats.update(hfov_trial_deg=trial.hfov_deg, hfov_trial_sigma_deg=trial.hfov_sigma_deg)
-            measured = trial.hfov_sigma_deg < FOV_SIGMA_FRAC * trial.hfov_deg
+            fov_fit = _adjust_fov(tracked, chain_rotations(len(kfs), links, w, h, focal_from_hfov(w, seed), segments), w, h, seed, restarts)
+            stats.update(hfov_trial_deg=fov_fit.hfov_deg, hfov_trial_sigma_deg=fov_fit.hfov_sigma_deg)
+            measured = fov_fit.hfov_sigma_deg < FOV_SIGMA_FRAC * fov_fit.hfov_deg
         if measured:
             hfov, hfov_source = seed, "estimated"
         else:
             hfov = hfov_hint if hfov_hint is not None else DEFAULT_HFOV_DEG
             hfov_source = "metadata" if hfov_hint is not None else "default"
-            trial = None
+            fov_fit = None
     solve_focal = hfov_source == "estimated"
     # 2. Keyframe rotations, adjusted; then loops closed and adjusted again.
     f = focal_from_hfov(w, hfov)
@@ -198,8 +208,13 @@ def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg
                        "camera moving close to things; rotations may be off")
         warnings.append(f"the field of view cannot be measured ({why}); assumed {hfov:.1f} deg "
                         f"({'from the file' if hfov_hint is not None else 'a typical phone'}); pass --hfov if you know it")
-    # An accepted trial is this very adjustment (same links, start, FOV and priors).
-    ba = trial or adjust(links, R_init, w, h, hfov, solve_focal=solve_focal, priors=restarts, robust=False)
+    if solve_focal and bridges:
+        # Direct alignments place pixels through a model (a turn at a focal length held near a
+        # guess), so they would pull the FOV: it comes from the tracks alone and is then held.
+        fov_fit = fov_fit or _adjust_fov(tracked, R_init, w, h, hfov, restarts)
+        hfov, solve_focal = fov_fit.hfov_deg, False
+        R_init = chain_rotations(len(kfs), links, w, h, focal_from_hfov(w, hfov), segments)
+    ba = adjust(links, R_init, w, h, hfov, solve_focal=solve_focal, priors=restarts, robust=False)
     loops = loop_links(kfs, ba.R, w, h, focal_from_hfov(w, ba.hfov_deg), ba.hfov_deg)
     if loops:
         R0 = _rebase_segments(ba.R, segments, loops + bridges, w, h, focal_from_hfov(w, ba.hfov_deg))
@@ -229,8 +244,8 @@ def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg
         R, ok = _every_frame(frames, kfs, ba.R, linked_kfs, times, w, h, f)
     stats["backend_s"] = time.perf_counter() - t0
     stats["ba_rms_px"] = ba.rms_px
-    if solve_focal:
-        stats["hfov_sigma_deg"] = ba.hfov_sigma_deg
+    if hfov_source == "estimated":
+        stats["hfov_sigma_deg"] = ba.hfov_sigma_deg if solve_focal else fov_fit.hfov_sigma_deg
     if not ok.all():
         warnings.append(f"frames {_fmt_ranges(_ranges(np.flatnonzero(~ok)))}: nothing to track (black, blank or featureless, or only something moving on its own); rotations interpolated")
     inliers = np.array([obs.inliers for obs in frames], np.int64)
@@ -272,7 +287,8 @@ def _run(frames: Iterable[tuple[float, np.ndarray]], width: int, height: int, hf
     if hfov_deg is not None and not 1.0 < hfov_deg < 179.0:
         raise Pano360Error(f"--hfov must be between 1 and 179 degrees, got {hfov_deg}")
     work = tracking_size(width, height)
-    tracker = Tracker(work[0], work[1], config or TrackerConfig())
+    known = hfov_deg if hfov_deg is not None else hfov_hint
+    tracker = Tracker(work[0], work[1], config or TrackerConfig(), **({"hfov_guess_deg": known} if known is not None else {}))
     times = []
     t0, c0 = time.perf_counter(), time.process_time()
     try:

@@ -6,10 +6,12 @@ live track ids and positions (plus ORB descriptors for loop closure), per frame 
 inlier correspondences with its reference keyframe. Memory therefore grows by about 2 kB a
 frame, never by a frame.
 
-When the corners die (flat-shaded hills, sky, water), tracking does not simply start again with
-the turn since the last keyframe lost: each frame is aligned directly, by its intensities (ECC),
-to the last keyframe before the break, and the restart is tied to that keyframe the same way
-(:class:`Bridge`). Those frames are marked low confidence.
+When the corners die (flat-shaded hills, sky, a blank wall), tracking does not simply start again
+with the turn since the last keyframe lost: each frame is aligned directly, by its intensities
+(a turn and a focal length: :mod:`pano360.slam.direct`), to the last keyframe before the break,
+and the restart is tied to that keyframe the same way (:class:`Bridge`). When the view moves on
+while the corners stay away, an aligned frame becomes the next reference, so the alignment
+follows the camera across the whole stretch. Those frames are marked low confidence.
 
 Outliers (moving objects, bad tracks) found by the RANSAC are dropped for good: a track is never
 re-admitted, which is what keeps a large textured object moving with the camera from pulling
@@ -24,7 +26,12 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-__all__ = ["TrackerConfig", "Keyframe", "FrameObs", "Bridge", "Tracker", "direct_homography"]
+from pano360.project.camera import focal_from_hfov
+from pano360.project.rotation import best_rotation
+from pano360.slam.direct import direct_rotation, rotation_homography
+from pano360.slam.geometry import pixels_to_rays
+
+__all__ = ["TrackerConfig", "Keyframe", "FrameObs", "Bridge", "Tracker"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,9 @@ class TrackerConfig:
     max_obs: int = 96
     orb_features: int = 600
     bridge_frames: int = 15  # the longest break a direct alignment may bridge
-    bridge_min_cc: float = 0.9  # the alignment's least correlation (ECC) to be trusted
+    bridge_min_cc: float = 0.9  # the alignment's least correlation to be trusted
+    reanchor_overlap: float = 0.8  # a directly aligned frame showing less of its reference than this,
+    reanchor_cc: float = 0.97  # or matching it less well than this, becomes the next reference
     voter_min_age: int = 3  # frames a track must have passed the RANSAC before it votes (when 8 cells have one)
 
 
@@ -103,30 +112,6 @@ class Bridge:
     cc: float
 
 
-def direct_homography(ref: np.ndarray, cur: np.ndarray, H0: np.ndarray, levels: int = 3,
-                      finest: int = 0) -> tuple[np.ndarray, float] | None:
-    """The homography ``H`` with ``cur(H x) ~ ref(x)`` that best aligns two gray images by their
-    intensities (OpenCV's ECC, coarse to fine from the guess ``H0``, pyramid levels ``levels - 1``
-    down to ``finest``), and its correlation; None when it does not converge. Unlike corners,
-    intensities also hold on weak texture: the soft outlines of hills, a horizon, a shore. About
-    50 ms for 640x360 images; stopping at half size costs a quarter of that but doubled the error
-    on weak texture."""
-    H = np.asarray(H0, np.float64)
-    crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 40, 1e-4)
-    cc = 0.0
-    for level in reversed(range(finest, levels)):
-        s = 0.5**level
-        S = np.diag([s, s, 1.0])
-        r = cv2.resize(ref, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if level else ref
-        c = cv2.resize(cur, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if level else cur
-        try:
-            cc, Hs = cv2.findTransformECC(r, c, (S @ H @ np.linalg.inv(S)).astype(np.float32), cv2.MOTION_HOMOGRAPHY, crit, None, 5)
-        except cv2.error:
-            return None
-        H = np.linalg.inv(S) @ Hs.astype(np.float64) @ S
-    return H / H[2, 2], float(cc)
-
-
 def _match_exposure(src: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """``src`` scaled to ``ref``'s brightness where ``src`` has content.
 
@@ -166,6 +151,7 @@ class Tracker:
     width: int
     height: int
     config: TrackerConfig = field(default_factory=TrackerConfig)
+    hfov_guess_deg: float = 65.0  # where direct alignment starts its focal length (the FOV is measured later, on the tracks)
     keyframes: list[Keyframe] = field(default_factory=list)
     frames: list[FrameObs] = field(default_factory=list)
     bridges: list[Bridge] = field(default_factory=list)
@@ -197,7 +183,8 @@ class Tracker:
         self._last_steady = -10**9  # last frame that ended a run of 3 tracked frames
         self._H_step = np.eye(3)
         self._H_prev = np.eye(3)
-        self._before_break = None  # (keyframe, its image, H keyframe -> last tracked frame, H_step, that frame)
+        self._before_break = None  # (keyframe, its image, R keyframe -> last aligned frame, R_step, that frame)
+        self._direct_focal = focal_from_hfov(self.width, self.hfov_guess_deg)
 
     def finish(self) -> None:
         """Wait for the keyframes' ORB features and stop the worker; call once all frames are pushed."""
@@ -256,10 +243,10 @@ class Tracker:
         if obs is None:
             was_tracking = not self._lost and index > 0
             if was_tracking:
-                self._before_break = (len(self.keyframes) - 1, self._kf_img, self._H_prev, self._H_step, index - 1)
+                self._before_break = (len(self.keyframes) - 1, self._kf_img, self._turn_of(self._H_prev), self._turn_of(self._H_step), index - 1)
             self._pts, self._ids, self._age = _empty2(), np.zeros(0, np.int64), np.zeros(0, np.int64)
-            self._make_keyframe(index, gray, new_segment=True)
             aligned = self._align_to_break(index, gray)
+            self._make_keyframe(index, gray, new_segment=True)
             # The clip's first keyframe anchors everything after it, so it is kept on fewer corners;
             # so is a restart whose direct alignment is losing sight of the keyframe before the break.
             fading = aligned is not None and aligned[4] < 0.5
@@ -279,8 +266,14 @@ class Tracker:
                     # Too few corners to track, but the picture still lines up with the keyframe
                     # before the break: the frame's rotation comes from that (low confidence).
                     obs = FrameObs(aligned[0], aligned[1], aligned[2], 0, "direct")
+                    if aligned[4] < cfg.reanchor_overlap or aligned[3] < cfg.reanchor_cc:
+                        self._direct_keyframe(index, gray, aligned)
                 else:
                     obs = FrameObs(-1, _empty2(), _empty2(), 0, "no texture")
+                if not self.keyframes and self._before_break is None:
+                    # The clip opens on too few corners (sky, a blank wall): the frames after it are
+                    # aligned directly to this one, which becomes a keyframe once one of them lines up.
+                    self._before_break = (None, gray, np.eye(3), np.eye(3), index)
         self._prev = gray  # the Python binding of calcOpticalFlowPyrLK takes images, not prebuilt pyramids
         self.frames.append(obs)
         return obs
@@ -293,16 +286,24 @@ class Tracker:
         alignment is not to be trusted."""
         if self._before_break is None:
             return None
-        kf, img, H_last, H_step, last = self._before_break
+        kf, img, R_last, R_step, last = self._before_break
         gap = index - last
         if gap > self.config.bridge_frames:
             self._before_break = None
             return None
-        H0 = np.linalg.matrix_power(H_step, gap) @ H_last
-        found = direct_homography(img, gray, H0)
-        if found is None or found[1] < self.config.bridge_min_cc:
+        R0 = np.linalg.matrix_power(R_step, gap) @ R_last
+        found = direct_rotation(img, gray, self._direct_focal, R0)
+        if found is None or found[2] < self.config.bridge_min_cc:
+            # The last motion may be a poor guess (a jerk, or itself a poor alignment): from where
+            # the last aligned frame was instead.
+            again = direct_rotation(img, gray, self._direct_focal, R_last)
+            if again is not None and (found is None or again[2] > found[2]):
+                found = again
+        if found is None or found[2] < self.config.bridge_min_cc:
             return None
-        H, cc = found
+        R, focal, cc = found
+        H = rotation_homography(R, self.width, self.height, focal)
+        H0 = rotation_homography(R0, self.width, self.height, self._direct_focal)
         pa = self._cell_centres
         pb = cv2.perspectiveTransform(pa.reshape(-1, 1, 2), H).reshape(-1, 2)
         pred = cv2.perspectiveTransform(pa.reshape(-1, 1, 2), H0).reshape(-1, 2)
@@ -310,9 +311,37 @@ class Tracker:
         # A hand cannot have swung the camera far from its last motion in a few frames.
         if inside.sum() < self.config.min_inliers or np.median(np.linalg.norm(pb - pred, axis=1)) > 0.25 * max(self.width, self.height):
             return None
+        if kf is None:  # the clip's opening frame
+            self._segment += 1
+            orb = self._orb_pool.submit(_orb_features, self._orb, img)
+            self.keyframes.append(Keyframe(last, self._segment, np.zeros(0, np.int64), _empty2(), orb))
+            kf = len(self.keyframes) - 1
         # The next frame continues from this one.
-        self._before_break = (kf, img, H, H @ np.linalg.inv(H_last) if gap == 1 else H_step, index)
+        self._before_break = (kf, img, R, R @ R_last.T if gap == 1 else R_step, index)
         return kf, pa[inside], pb[inside], cc, float(inside.mean())
+
+    def _turn_of(self, H: np.ndarray) -> np.ndarray:
+        """The camera rotation (at the guessed FOV) nearest to a homography ``H`` between two views."""
+        f = self._direct_focal
+        pa = self._cell_centres
+        pb = cv2.perspectiveTransform(pa.reshape(-1, 1, 2), H).reshape(-1, 2)
+        # best_rotation(a, b) fits a = R b; the rays here go the other way (b = R a).
+        return best_rotation(pixels_to_rays(pa, self.width, self.height, f), pixels_to_rays(pb, self.width, self.height, f)).T
+
+    def _direct_keyframe(self, index: int, gray: np.ndarray, aligned: tuple[int, np.ndarray, np.ndarray, float, float]) -> None:
+        """Make a directly aligned frame the reference of the frames after it: a keyframe without
+        tracks, in a segment of its own, tied by a :class:`Bridge` to the reference it was aligned to.
+
+        A camera panning over a blank wall soon turns away from the last keyframe it could track;
+        chained this way, direct alignment follows it across the whole stretch instead of giving up
+        once the old reference leaves the view (after which only interpolation was left)."""
+        self._segment += 1
+        orb = self._orb_pool.submit(_orb_features, self._orb, gray)  # the view may come back: loop closure
+        self.keyframes.append(Keyframe(index, self._segment, np.zeros(0, np.int64), _empty2(), orb))
+        kf = len(self.keyframes) - 1
+        self.bridges.append(Bridge(aligned[0], kf, aligned[1], aligned[2], aligned[3]))
+        R_step = self._before_break[3]
+        self._before_break = (kf, gray, np.eye(3), R_step, index)
 
     def _in_frame(self, pts: np.ndarray) -> np.ndarray:
         """Which points ``(n, 2)`` lie on the frame (pixel centres 0 .. size - 1)."""
