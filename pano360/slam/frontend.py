@@ -185,6 +185,7 @@ class Tracker:
         self._H_prev = np.eye(3)
         self._before_break = None  # (keyframe, its image, R keyframe -> last aligned frame, R_step, that frame)
         self._direct_focal = focal_from_hfov(self.width, self.hfov_guess_deg)
+        self._prev_ref = None  # (keyframe, its image, R it -> the current reference) while direct alignment chains
 
     def finish(self) -> None:
         """Wait for the keyframes' ORB features and stop the worker; call once all frames are pushed."""
@@ -244,6 +245,7 @@ class Tracker:
             was_tracking = not self._lost and index > 0
             if was_tracking:
                 self._before_break = (len(self.keyframes) - 1, self._kf_img, self._turn_of(self._H_prev), self._turn_of(self._H_step), index - 1)
+                self._prev_ref = None
             self._pts, self._ids, self._age = _empty2(), np.zeros(0, np.int64), np.zeros(0, np.int64)
             aligned = self._align_to_break(index, gray)
             self._make_keyframe(index, gray, new_segment=True)
@@ -257,6 +259,7 @@ class Tracker:
                 if aligned is not None:  # the new segment hangs on the old one
                     self.bridges.append(Bridge(aligned[0], len(self.keyframes) - 1, aligned[1], aligned[2], aligned[3]))
                 self._before_break = None
+                self._prev_ref = None
             else:
                 self.keyframes.pop().orb.cancel()
                 self._segment -= 1
@@ -290,6 +293,7 @@ class Tracker:
         gap = index - last
         if gap > self.config.bridge_frames:
             self._before_break = None
+            self._prev_ref = None
             return None
         R0 = np.linalg.matrix_power(R_step, gap) @ R_last
         found = direct_rotation(img, gray, self._direct_focal, R0)
@@ -340,7 +344,19 @@ class Tracker:
         self.keyframes.append(Keyframe(index, self._segment, np.zeros(0, np.int64), _empty2(), orb))
         kf = len(self.keyframes) - 1
         self.bridges.append(Bridge(aligned[0], kf, aligned[1], aligned[2], aligned[3]))
-        R_step = self._before_break[3]
+        ref, ref_img, R_ref, R_step, _ = self._before_break
+        if self._prev_ref is not None:
+            # A second link, to the reference before last when it is still in view: a chain of
+            # single links drifts like a random walk.
+            kf0, img0, R_01 = self._prev_ref
+            found = direct_rotation(img0, gray, self._direct_focal, R_ref @ R_01)
+            if found is not None and found[2] >= self.config.bridge_min_cc:
+                pa = self._cell_centres
+                pb = cv2.perspectiveTransform(pa.reshape(-1, 1, 2), rotation_homography(found[0], self.width, self.height, found[1])).reshape(-1, 2)
+                inside = self._in_frame(pb)
+                if inside.sum() >= self.config.min_inliers:
+                    self.bridges.append(Bridge(kf0, kf, pa[inside], pb[inside], found[2]))
+        self._prev_ref = (ref, ref_img, R_ref)
         self._before_break = (kf, gray, np.eye(3), R_step, index)
 
     def _in_frame(self, pts: np.ndarray) -> np.ndarray:
