@@ -308,9 +308,7 @@ class Tracker:
         R, focal, cc = found
         H = rotation_homography(R, self.width, self.height, focal)
         H0 = rotation_homography(R0, self.width, self.height, self._direct_focal)
-        pa = self._cell_centres
-        pb = cv2.perspectiveTransform(pa.reshape(-1, 1, 2), H).reshape(-1, 2)
-        pred = cv2.perspectiveTransform(pa.reshape(-1, 1, 2), H0).reshape(-1, 2)
+        pa, pb, pred = self._cell_centres, self._grid_moved(H), self._grid_moved(H0)
         inside = self._in_frame(pb)
         # A hand cannot have swung the camera far from its last motion in a few frames.
         if inside.sum() < self.config.min_inliers or np.median(np.linalg.norm(pb - pred, axis=1)) > 0.25 * max(self.width, self.height):
@@ -327,10 +325,13 @@ class Tracker:
     def _turn_of(self, H: np.ndarray) -> np.ndarray:
         """The camera rotation (at the guessed FOV) nearest to a homography ``H`` between two views."""
         f = self._direct_focal
-        pa = self._cell_centres
-        pb = cv2.perspectiveTransform(pa.reshape(-1, 1, 2), H).reshape(-1, 2)
         # best_rotation(a, b) fits a = R b; the rays here go the other way (b = R a).
-        return best_rotation(pixels_to_rays(pa, self.width, self.height, f), pixels_to_rays(pb, self.width, self.height, f)).T
+        return best_rotation(pixels_to_rays(self._cell_centres, self.width, self.height, f),
+                             pixels_to_rays(self._grid_moved(H), self.width, self.height, f)).T
+
+    def _grid_moved(self, H: np.ndarray) -> np.ndarray:
+        """Where the homography ``H`` puts the grid's cell centres ``(cells, 2)``."""
+        return cv2.perspectiveTransform(self._cell_centres.reshape(-1, 1, 2), H).reshape(-1, 2)
 
     def _direct_keyframe(self, index: int, gray: np.ndarray, aligned: tuple[int, np.ndarray, np.ndarray, float, float]) -> None:
         """Make a directly aligned frame the reference of the frames after it: a keyframe without
@@ -351,11 +352,10 @@ class Tracker:
             kf0, img0, R_01 = self._prev_ref
             found = direct_rotation(img0, gray, self._direct_focal, R_ref @ R_01)
             if found is not None and found[2] >= self.config.bridge_min_cc:
-                pa = self._cell_centres
-                pb = cv2.perspectiveTransform(pa.reshape(-1, 1, 2), rotation_homography(found[0], self.width, self.height, found[1])).reshape(-1, 2)
+                pb = self._grid_moved(rotation_homography(found[0], self.width, self.height, found[1]))
                 inside = self._in_frame(pb)
                 if inside.sum() >= self.config.min_inliers:
-                    self.bridges.append(Bridge(kf0, kf, pa[inside], pb[inside], found[2]))
+                    self.bridges.append(Bridge(kf0, kf, self._cell_centres[inside], pb[inside], found[2]))
         self._prev_ref = (ref, ref_img, R_ref)
         self._before_break = (kf, gray, np.eye(3), R_step, index)
 
