@@ -287,8 +287,7 @@ def _run(frames: Iterable[tuple[float, np.ndarray]], width: int, height: int, hf
     if hfov_deg is not None and not 1.0 < hfov_deg < 179.0:
         raise Pano360Error(f"--hfov must be between 1 and 179 degrees, got {hfov_deg}")
     work = tracking_size(width, height)
-    known = hfov_deg if hfov_deg is not None else hfov_hint
-    tracker = Tracker(work[0], work[1], config or TrackerConfig(), **({"hfov_guess_deg": known} if known is not None else {}))
+    tracker = Tracker(work[0], work[1], config or TrackerConfig(), hfov_guess_deg=hfov_deg or hfov_hint or DEFAULT_HFOV_DEG)
     times = []
     t0, c0 = time.perf_counter(), time.process_time()
     try:
