@@ -206,3 +206,27 @@ def test_blank_stretches_are_followed_by_direct_alignment(tmp_path):
     assert med < 0.15 and mx < 1.0, (med, mx)  # measured 0.048 / 0.66
     assert not any("nothing to track" in w for w in res.warnings), res.warnings
     assert res.low_confidence.all()  # and every frame says it rests on direct alignment
+
+def test_a_clip_of_noise_warns_once_per_kind(tmp_path):
+    """Sensor noise and nothing else: corners are found and lost at every frame. The warnings say
+    so in one line each, not one line per frame."""
+    rng = np.random.default_rng(0)
+    with VideoWriter(tmp_path / "noise.mp4", 160, 96, 30) as w:
+        for _ in range(20):
+            w.write(rng.integers(0, 255, (96, 160, 3), dtype=np.uint8))
+    res = track_clip(tmp_path / "noise.mp4")
+    broke = [w for w in res.warnings if "tracking broke" in w]
+    assert len(broke) == 1 and broke[0].startswith("frames 1-19:"), res.warnings
+    assert len(res.warnings) <= 4
+
+
+def test_fov_warning_says_when_only_direct_alignment_followed_the_turn(tmp_path):
+    """A pan over the lat/long grid at 160x90 has no corners to track: the turn is followed by aligning
+    whole frames, and the FOV warning says that, not that the camera hardly rotates."""
+    grid = load_erp(shared_file("erp/test-sphere.jpg"), max_width=2048)
+    times, R = phone_path(1.5, 30.0, np.random.default_rng(5))
+    write_clip(tmp_path / "g.mp4", grid, times, R, 57.0, 160, 90, 30.0)
+    res = track_clip(tmp_path / "g.mp4")
+    fov = [w for w in res.warnings if w.startswith("the field of view cannot be measured")]
+    assert len(fov) == 1 and "too few corners to measure it" in fov[0], res.warnings
+    assert res.stats["turn_deg"] > 10

@@ -200,12 +200,14 @@ def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg
     R_init = chain_rotations(len(kfs), links, w, h, f, segments)
     if hfov_source in ("metadata", "default"):
         why = "the camera hardly rotates"
-        if math.isfinite(seed):
-            stats["turn_deg"] = turn = float(rotation_angle_deg(R_init, np.eye(3)).max())
-            if turn >= FOV_TURN_DEG:
-                # It turns, yet no FOV makes the pictures fit a turning camera: the rotations are suspect too.
-                why = ("the motion does not fit a camera turning in place: something large moving on its own, or the "
-                       "camera moving close to things; rotations may be off")
+        stats["turn_deg"] = turn = float(rotation_angle_deg(R_init, np.eye(3)).max())
+        if turn >= FOV_TURN_DEG and not math.isfinite(seed):
+            # It turns, but only direct alignments followed it: their focal length is a guess.
+            why = "too few corners to measure it; the frames were aligned as wholes"
+        elif turn >= FOV_TURN_DEG:
+            # It turns, yet no FOV makes the pictures fit a turning camera: the rotations are suspect too.
+            why = ("the motion does not fit a camera turning in place: something large moving on its own, or the "
+                   "camera moving close to things; rotations may be off")
         warnings.append(f"the field of view cannot be measured ({why}); assumed {hfov:.1f} deg "
                         f"({'from the file' if hfov_hint is not None else 'a typical phone'}); pass --hfov if you know it")
     if solve_focal and bridges:
@@ -220,10 +222,11 @@ def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg
         R0 = _rebase_segments(ba.R, segments, loops + bridges, w, h, focal_from_hfov(w, ba.hfov_deg))
         ba = adjust(links + loops, R0, w, h, ba.hfov_deg, solve_focal=solve_focal, priors=restarts)
     anchored = {int(segments[lk.b]) for lk in loops + bridges if segments[lk.a] < segments[lk.b]}
-    for k in restarts:
-        if int(segments[k]) not in anchored:
-            warnings.append(f"frame {kfs[k].frame}: tracking broke (a cut to another scene, or motion too fast to follow) and the view "
-                            f"was not recognised again; rotations from there on continue from the frame before and may be off")
+    lost = np.array([kfs[k].frame for k in restarts if int(segments[k]) not in anchored], np.int64)
+    if len(lost):  # one line, however often it happened (a noisy clip can break at every frame)
+        warnings.append(f"{'frame' if len(lost) == 1 else 'frames'} {_fmt_ranges(_ranges(lost))}: tracking broke (a cut to another scene, "
+                        f"or motion too fast to follow) and the view was not recognised again; rotations from there on continue "
+                        f"from the frame before and may be off")
     # 3. Every frame; then the rolling shutter's readout measured and, when it shows, undone.
     hfov = ba.hfov_deg
     f = focal_from_hfov(w, hfov)
