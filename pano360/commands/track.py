@@ -13,6 +13,11 @@ import typer
 from pano360.commands._options import JsonOpt, OverwriteOpt, QuietOpt
 
 
+def _count(n: int, noun: str) -> str:
+    """``"1 warning"``, ``"3 warnings"``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _summary(result, out: Path, seconds: float) -> dict:
     traj = result.trajectory
     sigma = result.stats.get("hfov_sigma_deg")  # only for an estimated FOV
@@ -70,5 +75,5 @@ def command(
     rs = f", rolling shutter {summary['rolling_shutter_ms']:.1f} ms" if summary["rolling_shutter_ms"] else ""
     sigma = f" +- {summary['hfov_sigma_deg']:.2g}" if summary["hfov_sigma_deg"] is not None else ""
     typer.echo(f"{out}: {summary['frames']} frames, hfov {summary['hfov_deg']:.2f}{sigma} deg ({summary['hfov_source']}), "
-               f"{summary['keyframes']} keyframes, {summary['loop_closures']} loop closures{rs}, "
-               f"{len(summary['warnings'])} warnings, {summary['seconds']:.1f} s")
+               f"{_count(summary['keyframes'], 'keyframe')}, {_count(summary['loop_closures'], 'loop closure')}{rs}, "
+               f"{_count(len(summary['warnings']), 'warning')}, {summary['seconds']:.1f} s")
