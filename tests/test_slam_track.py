@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from pano360.cli import main
+from pano360.errors import Pano360Error
 from pano360.io.reader import iter_frames
 from pano360.io.writer import VideoWriter
 from pano360.project.rotation import rotation_angle_deg
@@ -230,3 +231,13 @@ def test_fov_warning_says_when_only_direct_alignment_followed_the_turn(tmp_path)
     fov = [w for w in res.warnings if w.startswith("the field of view cannot be measured")]
     assert len(fov) == 1 and "too few corners to measure it" in fov[0], res.warnings
     assert res.stats["turn_deg"] > 10
+
+
+def test_a_tiny_blank_clip_is_not_aligned_by_whole_frames(tmp_path):
+    """At 64x36 whole-frame alignment has too little to go on (3-5 deg off): a clip without corners
+    is refused, as before there was direct alignment, rather than answered badly."""
+    grid = load_erp(shared_file("erp/test-sphere.jpg"), max_width=1024)
+    times, R = phone_path(1.0, 30.0, np.random.default_rng(5))
+    write_clip(tmp_path / "tiny.mp4", grid, times, R, 57.0, 64, 36, 30.0)
+    with pytest.raises(Pano360Error, match="cannot track"):
+        track_clip(tmp_path / "tiny.mp4", hfov_deg=57.0)

@@ -31,6 +31,10 @@ from pano360.project.rotation import best_rotation
 from pano360.slam.direct import direct_rotation, rotation_homography
 from pano360.slam.geometry import pixels_to_rays
 
+# Below this many pixels on the short side, aligning whole frames finds nothing to trust (a 64x36
+# pan over a lat/long grid: 3-5 deg median error), so such clips keep to corners.
+DIRECT_MIN_SIDE = 90
+
 __all__ = ["TrackerConfig", "Keyframe", "FrameObs", "Bridge", "Tracker"]
 
 
@@ -287,7 +291,7 @@ class Tracker:
         ``(keyframe, pa, pb, correlation, overlap)``: grid points and where the alignment maps them in
         this frame, and the share of the grid still in view; None when the break is too old or the
         alignment is not to be trusted."""
-        if self._before_break is None:
+        if self._before_break is None or min(self.width, self.height) < DIRECT_MIN_SIDE:
             return None
         kf, img, R_last, R_step, last = self._before_break
         gap = index - last
