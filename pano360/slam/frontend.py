@@ -396,8 +396,9 @@ class Tracker:
                 return None, np.zeros(len(src), bool)
             err = np.linalg.norm(cv2.perspectiveTransform(src.reshape(-1, 1, 2), H).reshape(-1, 2) - dst, axis=1)
             return H, err < thresh
-        order = np.lexsort((-age, self._cell_of(dst)))
-        cells = self._cell_of(dst)[order]
+        cell = self._cell_of(dst)
+        order = np.lexsort((-age, cell))
+        cells = cell[order]
         first = order[np.r_[True, cells[1:] != cells[:-1]]]
         mature = first[age[first] >= self.config.voter_min_age]
         voters = mature if len(mature) >= 8 else first if len(first) >= 8 else np.arange(len(src))
