@@ -318,10 +318,7 @@ class Tracker:
         if inside.sum() < self.config.min_inliers or np.median(np.linalg.norm(pb - pred, axis=1)) > 0.25 * max(self.width, self.height):
             return None
         if kf is None:  # the clip's opening frame
-            self._segment += 1
-            orb = self._orb_pool.submit(_orb_features, self._orb, img)
-            self.keyframes.append(Keyframe(last, self._segment, np.zeros(0, np.int64), _empty2(), orb))
-            kf = len(self.keyframes) - 1
+            kf = self._trackless_keyframe(last, img)
         # The next frame continues from this one.
         self._before_break = (kf, img, R, R @ R_last.T if gap == 1 else R_step, index)
         return kf, pa[inside], pb[inside], cc, float(inside.mean())
@@ -337,6 +334,14 @@ class Tracker:
         """Where the homography ``H`` puts the grid's cell centres ``(cells, 2)``."""
         return cv2.perspectiveTransform(self._cell_centres.reshape(-1, 1, 2), H).reshape(-1, 2)
 
+    def _trackless_keyframe(self, index: int, gray: np.ndarray) -> int:
+        """Add a keyframe without tracks, in a segment of its own (its ORB features still serve loop
+        closure, should the view come back); returns its index."""
+        self._segment += 1
+        orb = self._orb_pool.submit(_orb_features, self._orb, gray)
+        self.keyframes.append(Keyframe(index, self._segment, np.zeros(0, np.int64), _empty2(), orb))
+        return len(self.keyframes) - 1
+
     def _direct_keyframe(self, index: int, gray: np.ndarray, aligned: tuple[int, np.ndarray, np.ndarray, float, float]) -> None:
         """Make a directly aligned frame the reference of the frames after it: a keyframe without
         tracks, in a segment of its own, tied by a :class:`Bridge` to the reference it was aligned to.
@@ -344,10 +349,7 @@ class Tracker:
         A camera panning over a blank wall soon turns away from the last keyframe it could track;
         chained this way, direct alignment follows it across the whole stretch instead of giving up
         once the old reference leaves the view (after which only interpolation was left)."""
-        self._segment += 1
-        orb = self._orb_pool.submit(_orb_features, self._orb, gray)  # the view may come back: loop closure
-        self.keyframes.append(Keyframe(index, self._segment, np.zeros(0, np.int64), _empty2(), orb))
-        kf = len(self.keyframes) - 1
+        kf = self._trackless_keyframe(index, gray)
         self.bridges.append(Bridge(aligned[0], kf, aligned[1], aligned[2], aligned[3]))
         ref, ref_img, R_ref, R_step, _ = self._before_break
         if self._prev_ref is not None:
