@@ -2,10 +2,11 @@
 
 Model: pixel ``pb`` of keyframe ``b`` and pixel ``pa`` of keyframe ``a`` show one direction, so
 ``pa = pi(K R_a^T R_b K^-1 pb)`` with ``K`` the pinhole of ``CONVENTIONS.md`` (one focal for the
-clip, principal point at the centre). The adjustment solves every keyframe rotation (keyframe 0
-fixed at I) plus ``log f`` by Levenberg-Marquardt on the normal equations (an analytic sparse
-Jacobian; the unknowns are few, so ``J^T J`` is a small dense matrix), plain least squares first,
-then a Huber loss at 1 px by reweighting.
+clip, principal point at the centre); each residual is weighted by how precisely KLT placed its
+point (:mod:`pano360.slam.precision`: an edge counts across itself, not along). The adjustment
+solves every keyframe rotation (keyframe 0 fixed at I) plus ``log f`` by Levenberg-Marquardt on
+the normal equations (an analytic sparse Jacobian; the unknowns are few, so ``J^T J`` is a small
+dense matrix), plain least squares first, then a Huber loss at 1 px by reweighting.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pano360.project.camera import focal_from_hfov, hfov_from_focal
 from pano360.project.rotation import rotvec_to_matrix
 from pano360.slam.geometry import pixels_to_rays, right_jacobian, rotation_fit_cost, skew
 from pano360.slam.links import Link
+from pano360.slam.precision import whitening
 
 __all__ = ["search_hfov", "BundleResult", "adjust"]
 
@@ -75,10 +77,11 @@ class BundleResult:
 
 
 def _residuals_and_jac(x: np.ndarray, R0: np.ndarray, ia: np.ndarray, ib: np.ndarray, pa: np.ndarray, pb: np.ndarray,
-                       width: int, height: int, solve_focal: bool, logf_fixed: float, priors: np.ndarray, prior_w: float,
-                       pattern: dict, want_jac: bool):
-    """Residuals ``(2n + 3p,)`` and, with ``want_jac``, the sparse Jacobian. ``pattern`` caches the
-    Jacobian's sparsity (the same at every ``x``) after the first call."""
+                       U: np.ndarray, width: int, height: int, solve_focal: bool, logf_fixed: float, priors: np.ndarray,
+                       prior_w: float, pattern: dict, want_jac: bool):
+    """Residuals ``(2n + 3p,)`` and, with ``want_jac``, the sparse Jacobian. ``U (n, 2, 2)`` whitens
+    each point's pixel residual (:func:`precision.whitening`). ``pattern`` caches the Jacobian's
+    sparsity (the same at every ``x``) after the first call."""
     K = len(R0)
     deltas = np.zeros((K, 3))
     deltas[1:] = x[: 3 * (K - 1)].reshape(-1, 3)
@@ -90,7 +93,7 @@ def _residuals_and_jac(x: np.ndarray, R0: np.ndarray, ia: np.ndarray, ib: np.nda
     d = np.einsum("nij,nj->ni", Rab, rb)
     z = d[:, 2]
     proj = np.stack([f * d[:, 0] / z + (width / 2 - 0.5), f * d[:, 1] / z + (height / 2 - 0.5)], 1)
-    res = (proj - pa).ravel()
+    res = np.einsum("nij,nj->ni", U, proj - pa).ravel()
     prior_res = (prior_w * f * deltas[priors]).ravel()
     res = np.concatenate([res, prior_res])
     if not want_jac:
@@ -103,6 +106,7 @@ def _residuals_and_jac(x: np.ndarray, R0: np.ndarray, ia: np.ndarray, ib: np.nda
     P[:, 0, 2] = -f * d[:, 0] / z**2
     P[:, 1, 2] = -f * d[:, 1] / z**2
     Jr = right_jacobian(deltas)
+    P = U @ P
     Ja = P @ skew(d) @ Jr[ia]  # d d / d delta_a = [d]x J_r
     Jb = -P @ (Rab @ skew(rb)) @ Jr[ib]  # d d / d delta_b = -R_a^T R_b [r_b]x J_r
     rows, cols, vals = [], [], []
@@ -118,7 +122,8 @@ def _residuals_and_jac(x: np.ndarray, R0: np.ndarray, ia: np.ndarray, ib: np.nda
     if solve_focal:
         drb = np.zeros_like(rb)
         drb[:, :2] = -rb[:, :2]  # d r_b / d log f
-        Jf = np.stack([d[:, 0] / z * f, d[:, 1] / z * f], 1) + np.einsum("nij,nj->ni", P, np.einsum("nij,nj->ni", Rab, drb))
+        dproj = np.stack([d[:, 0] / z * f, d[:, 1] / z * f], 1)  # the projection's own scaling by f
+        Jf = np.einsum("nij,nj->ni", U, dproj) + np.einsum("nij,nj->ni", P, np.einsum("nij,nj->ni", Rab, drb))
         rows.append(r_idx.ravel())
         cols.append(np.full(2 * n, n_par - 1))
         vals.append(Jf.ravel())
@@ -204,10 +209,11 @@ def adjust(links: list[Link], R_init: np.ndarray, width: int, height: int, hfov_
     ib = np.concatenate([np.full(len(lk.pa), lk.b) for lk in links])
     pa = np.concatenate([lk.pa for lk in links])
     pb = np.concatenate([lk.pb for lk in links])
+    U = whitening([lk.wa for lk in links], [len(lk.pa) for lk in links])
     x0 = np.zeros(3 * (K - 1) + (1 if solve_focal else 0))
     if solve_focal:
         x0[-1] = logf0
-    args = (R0, ia, ib, pa, pb, width, height, solve_focal, logf0, priors, 1e-3, {})
+    args = (R0, ia, ib, pa, pb, U, width, height, solve_focal, logf0, priors, 1e-3, {})
 
     def fun(x: np.ndarray, want_jac: bool):
         return _residuals_and_jac(x, *args, want_jac=want_jac)

@@ -10,8 +10,9 @@ error on the FOV is small; 4. chain keyframe rotations and adjust them
 with the FOV (``bundle.adjust``); 5. close loops (ORB between keyframes that look the same way) and
 adjust again; 6. every frame from its reference keyframe (best rotation on its inlier rays), frames
 with nothing to track SLERPed between neighbours; 7. measure the rolling shutter's readout and, when
-it shows, unroll every observation and redo 4-6. Memory grows only by small per-frame arrays
-(about 2 kB a frame, 25 kB a keyframe), never by frames.
+it shows, unroll every observation and redo 4-6. Every residual in 4-6 is weighted by how precisely
+KLT placed its point (:mod:`pano360.slam.precision`). Memory grows only by small per-frame arrays
+(about 3 kB a frame, 25 kB a keyframe), never by frames.
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ from pano360.project.camera import focal_from_hfov
 from pano360.project.rotation import best_rotation, interpolate_rotations, rotation_angle_deg
 from pano360.slam.bundle import BundleResult, adjust, search_hfov
 from pano360.slam.frontend import FrameObs, Tracker, TrackerConfig
-from pano360.slam.geometry import grouped_best_rotations, grouped_rotation_residuals, pixels_to_rays, unit_rays
+from pano360.slam.geometry import (grouped_best_rotations, grouped_rotation_residuals, grouped_weighted_rotations, pixels_to_rays,
+                                   unit_rays)
 from pano360.slam.links import Link, chain_rotations, loop_links, track_links
+from pano360.slam.precision import whitening
 from pano360.slam.rolling import angular_velocity, search_readout, unroll_links, unroll_pixels
 from pano360.trajectory import Trajectory
 
@@ -88,7 +91,8 @@ def _fmt_ranges(runs: list[tuple[int, int]], limit: int = 6) -> str:
 
 def _relative_rotations(obs: list[FrameObs], w: int, h: int, f: float) -> np.ndarray:
     """Each frame's rotation ``(len(obs), 3, 3)`` relative to its reference keyframe: the best rotation
-    on its rays, refit without the rays more than 3 median errors (and 0.5 px) off. All at once."""
+    on its rays, refit without the rays more than 3 median errors (and 0.5 px) off, each pair
+    weighted by how precisely KLT placed it in the keyframe. All at once."""
     sizes = np.array([len(o.pts) for o in obs])
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     ua = unit_rays(np.concatenate([o.kf_pts for o in obs]), w, h, f)
@@ -102,6 +106,12 @@ def _relative_rotations(obs: list[FrameObs], w: int, h: int, f: float) -> np.nda
     refit = (kept >= 3) & (kept < sizes)
     if refit.any():
         rel[refit] = grouped_best_rotations(ua, ub, starts, keep)[refit]
+    # Then, from there, the kept pairs weighted by their precision (an edge counts across itself only).
+    U = whitening([o.kf_info for o in obs], sizes)
+    U[~keep] = 0.0
+    pa, pb = np.concatenate([o.kf_pts for o in obs]), np.concatenate([o.pts for o in obs])
+    weighted = grouped_weighted_rotations(rel, pa, pb, starts, U, w, h, f)
+    rel[kept >= 3] = weighted[kept >= 3]
     return rel
 
 
@@ -153,7 +163,7 @@ def _adjust_fov(links: list[Link], R_init: np.ndarray, w: int, h: int, hfov_deg:
     would have nothing to hold them); what counts is its ``hfov_deg`` and ``hfov_sigma_deg``."""
     used = np.unique(np.concatenate([[0]] + [[lk.a, lk.b] for lk in links])).astype(np.int64)
     new = {int(k): i for i, k in enumerate(used)}
-    sub = [Link(new[lk.a], new[lk.b], lk.pa, lk.pb, lk.loop) for lk in links]
+    sub = [Link(new[lk.a], new[lk.b], lk.pa, lk.pb, lk.loop, lk.wa) for lk in links]
     return adjust(sub, R_init[used], w, h, hfov_deg, priors=np.array([new[int(k)] for k in restarts if int(k) in new], np.int64), robust=False)
 
 

@@ -3,7 +3,7 @@
 One :class:`Tracker` is fed downscaled gray frames in order. It keeps only the previous frame,
 the current keyframe and the live tracks; what the back end needs survives as small arrays: per keyframe the
 live track ids and positions (plus ORB descriptors for loop closure), per frame a sample of its
-inlier correspondences with its reference keyframe. Memory therefore grows by about 2 kB a
+inlier correspondences with its reference keyframe. Memory therefore grows by about 3 kB a
 frame, never by a frame.
 
 When the corners die (flat-shaded hills, sky, a blank wall), tracking does not simply start again
@@ -30,6 +30,7 @@ from pano360.project.camera import focal_from_hfov
 from pano360.project.rotation import best_rotation
 from pano360.slam.direct import direct_rotation, rotation_homography
 from pano360.slam.geometry import pixels_to_rays
+from pano360.slam.precision import point_information
 
 # Below this many pixels on the short side, aligning whole frames finds nothing to trust (a 64x36
 # pan over a lat/long grid: 3-5 deg median error), so such clips keep to corners.
@@ -66,7 +67,8 @@ class TrackerConfig:
 
 @dataclass
 class Keyframe:
-    """A keyframe: frame index, segment, live track ids ``(n,)`` and positions ``(n, 2)``, ORB data.
+    """A keyframe: frame index, segment, live track ids ``(n,)`` and positions ``(n, 2)``, ORB data,
+    and how precisely each position is known (``info (n, 3)``, :func:`precision.point_information`).
 
     The ORB data (for loop closure only) is computed on a worker thread while tracking goes on:
     ``orb_pts``/``orb_desc`` wait for it on first use.
@@ -77,6 +79,7 @@ class Keyframe:
     ids: np.ndarray
     pts: np.ndarray
     orb: Future
+    info: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
 
     @property
     def orb_pts(self) -> np.ndarray:
@@ -94,7 +97,8 @@ class FrameObs:
     ``reason`` is "" normally, "restart" when tracking broke here and a new segment began (a cut,
     or motion too fast to follow), "no texture" when the frame had nothing to track, "direct" when
     it had too few corners but its picture was aligned to the keyframe before the break (then
-    ``inliers`` is 0: low confidence).
+    ``inliers`` is 0: low confidence). ``kf_info (k, 3)``: the precision of ``kf_pts`` in the
+    keyframe (:func:`precision.point_information`); None for direct alignments.
     """
 
     ref_kf: int
@@ -102,6 +106,7 @@ class FrameObs:
     pts: np.ndarray
     inliers: int
     reason: str = ""
+    kf_info: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +188,7 @@ class Tracker:
         self._ids = np.zeros(0, np.int64)
         self._age = np.zeros(0, np.int64)  # frames each live track has passed the RANSAC
         self._kf_pts = _empty2()  # positions of the live tracks at the current keyframe
+        self._kf_info = np.zeros((0, 3), np.float32)  # and how precisely KLT places them there
         self._kf_count = 0
         self._next_id = 0
         self._segment = -1
@@ -234,12 +240,13 @@ class Tracker:
         self._age = np.concatenate([self._age, np.zeros(len(new), np.int64)])
         self._next_id += len(new)
         self._kf_pts = self._pts.copy()
+        self._kf_info = point_information(gray, self._pts, self.config.win)
         self._kf_img = gray
         self._kf_count = -1  # set by the first tracked frame: many fresh corners never survive one
         if new_segment:
             self._segment += 1
         orb = self._orb_pool.submit(_orb_features, self._orb, gray)
-        self.keyframes.append(Keyframe(index, self._segment, self._ids.copy(), self._pts.copy(), orb))
+        self.keyframes.append(Keyframe(index, self._segment, self._ids.copy(), self._pts.copy(), orb, self._kf_info))
         self._H_prev = np.eye(3)
 
     # -- tracking --------------------------------------------------------------------------
@@ -470,12 +477,13 @@ class Tracker:
         # How far the camera's motion usually strays from the prediction (hand shake): widens the gate.
         self._jerk_px = 0.8 * self._jerk_px + 0.2 * float(np.median(dev[keep]))
         self._pts, self._ids, self._kf_pts, self._age = p1[keep], self._ids[keep], self._kf_pts[keep], self._age[keep] + 1
+        self._kf_info = self._kf_info[keep]
         self._H_step = H @ np.linalg.inv(self._H_prev)
         self._have_motion = True
         self._H_prev = H
         n = len(keep)
         sel = np.linspace(0, n - 1, min(n, cfg.max_obs)).round().astype(int)
-        obs = FrameObs(len(self.keyframes) - 1, self._kf_pts[sel].copy(), self._pts[sel].copy(), n)
+        obs = FrameObs(len(self.keyframes) - 1, self._kf_pts[sel].copy(), self._pts[sel].copy(), n, kf_info=self._kf_info[sel])
         disp = float(np.median(np.linalg.norm(self._pts - self._kf_pts, axis=1)))
         if self._kf_count < 0:
             self._kf_count = n

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from pano360.project.rotation import best_rotation, orthonormalize
+from pano360.project.rotation import best_rotation, orthonormalize, rotvec_to_matrix
 
-__all__ = ["pixels_to_rays", "rays_to_pixels", "unit_rays", "grouped_best_rotations", "grouped_rotation_residuals", "rotation_fit_cost", "ransac_rotation", "skew", "right_jacobian"]
+__all__ = ["pixels_to_rays", "rays_to_pixels", "unit_rays", "grouped_best_rotations", "grouped_weighted_rotations",
+           "grouped_rotation_residuals", "rotation_fit_cost", "ransac_rotation", "skew", "right_jacobian"]
 
 
 def pixels_to_rays(px: np.ndarray, width: int, height: int, focal: float) -> np.ndarray:
@@ -54,6 +55,34 @@ def grouped_rotation_residuals(ua: np.ndarray, ub: np.ndarray, starts: np.ndarra
     R = grouped_best_rotations(ua, ub, starts)
     owner = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(ua))))
     return R, focal * np.linalg.norm(np.einsum("nij,nj->ni", R[owner], ub) - ua, axis=1)
+
+
+def grouped_weighted_rotations(R: np.ndarray, pa: np.ndarray, pb: np.ndarray, starts: np.ndarray, U: np.ndarray,
+                               width: int, height: int, focal: float, iterations: int = 2) -> np.ndarray:
+    """Rotations ``R (L, 3, 3)`` (``pa ~ pi(R ray(pb))``) of the pixel-pair groups beginning at
+    ``starts``, refined by Gauss-Newton on whitened pixel residuals ``U (n, 2, 2) @ r`` (see
+    :func:`pano360.slam.precision.whitening`; zero rows drop a pair). Groups whose normal equations
+    are singular keep their rotation."""
+    R = np.array(R, dtype=np.float64)
+    owner = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(pa))))
+    rb = pixels_to_rays(pb, width, height, focal)
+    for _ in range(iterations):
+        d = np.einsum("nij,nj->ni", R[owner], rb)
+        z = d[:, 2]
+        r = rays_to_pixels(d, width, height, focal) - pa
+        P = np.zeros((len(pa), 2, 3))
+        P[:, 0, 0] = P[:, 1, 1] = focal / z
+        P[:, 0, 2] = -focal * d[:, 0] / z**2
+        P[:, 1, 2] = -focal * d[:, 1] / z**2
+        J = U @ P @ -skew(d)  # d (exp(delta) R rb) / d delta = -[R rb]x
+        wr = np.einsum("nij,nj->ni", U, r)
+        A = np.add.reduceat(np.einsum("nki,nkj->nij", J, J), starts, axis=0)
+        g = np.add.reduceat(np.einsum("nki,nk->ni", J, wr), starts, axis=0)
+        ok = np.linalg.det(A) > 1e-12 * np.einsum("nii->n", A) ** 3
+        delta = np.zeros((len(starts), 3))
+        delta[ok] = -np.linalg.solve(A[ok], g[ok][:, :, None])[:, :, 0]
+        R = rotvec_to_matrix(delta) @ R
+    return R
 
 
 def rotation_fit_cost(pa: np.ndarray, pb: np.ndarray, starts: np.ndarray, width: int, height: int, focal: float,

@@ -21,13 +21,15 @@ __all__ = ["Link", "track_links", "loop_links", "chain_rotations"]
 
 @dataclass(frozen=True)
 class Link:
-    """Correspondences ``pa, pb (k, 2)`` between keyframes ``a < b``; ``loop`` marks a loop closure."""
+    """Correspondences ``pa, pb (k, 2)`` between keyframes ``a < b``; ``loop`` marks a loop closure;
+    ``wa (k, 3)``, when known, how precisely each ``pa`` is placed (:mod:`pano360.slam.precision`)."""
 
     a: int
     b: int
     pa: np.ndarray
     pb: np.ndarray
     loop: bool = False
+    wa: np.ndarray | None = None
 
 
 def track_links(keyframes: list[Keyframe], span: int = 3, min_points: int = 8, max_points: int = 80) -> list[Link]:
@@ -42,7 +44,8 @@ def track_links(keyframes: list[Keyframe], span: int = 3, min_points: int = 8, m
             if len(common) < min_points:
                 continue
             sel = np.linspace(0, len(common) - 1, min(len(common), max_points)).round().astype(int)
-            links.append(Link(a, b, ka.pts[ia[sel]].astype(np.float64), kb.pts[ib[sel]].astype(np.float64)))
+            wa = ka.info[ia[sel]] if len(ka.info) == len(ka.pts) else None
+            links.append(Link(a, b, ka.pts[ia[sel]].astype(np.float64), kb.pts[ib[sel]].astype(np.float64), wa=wa))
     return links
 
 
