@@ -162,3 +162,21 @@ def test_rotation_fit_cost_is_lowest_at_the_true_focal():
     starts = np.array([0, 30])
     costs = [rotation_fit_cost(pa, pb, starts, w, h, ff) for ff in (400.0, 500.0, 600.0)]
     assert costs[1] < 1e-12 < min(costs[0], costs[2])
+
+
+def test_loop_links_noise_is_measured_not_assumed():
+    # Tracks 0.05 px, loop matches 1 px (corners found anew in two far-apart views): counted as
+    # equals the loops would drag the keyframes off; weighted by their measured noise they do not.
+    links, R = _synthetic_links(57.0, noise_px=0.05)
+    gen = np.random.default_rng(9)
+    noisy = []
+    for lk in links:
+        if lk.b - lk.a >= 2:  # the longer links play the loops
+            noisy.append(Link(lk.a, lk.b, lk.pa + gen.normal(0, 1.0, lk.pa.shape), lk.pb, loop=True))
+        else:
+            noisy.append(lk)
+    as_equals = [Link(lk.a, lk.b, lk.pa, lk.pb) for lk in noisy]
+    truth = R[0].T[None] @ R
+    err_loops = rotation_angle_deg(adjust(noisy, R, 640, 360, 57.0).R, truth).max()
+    err_equal = rotation_angle_deg(adjust(as_equals, R, 640, 360, 57.0).R, truth).max()
+    assert err_loops < 0.5 * err_equal, (err_loops, err_equal)

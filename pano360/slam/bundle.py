@@ -221,6 +221,14 @@ def adjust(links: list[Link], R_init: np.ndarray, width: int, height: int, hfov_
     # Plain least squares first: it converges in a few steps from far (a loop closing a drift of
     # degrees); then the Huber loss from there, so outliers lose their pull.
     x, nfev = _levenberg_marquardt(fun, x0, None, max_nfev)
+    loop = np.concatenate([np.full(len(lk.pa), lk.loop) for lk in links])
+    if loop.any() and not loop.all():
+        # Loop links match corners found anew in two views far apart, not one track followed
+        # between them: their noise is measured here (robustly, against the tracks') instead of
+        # assumed equal, and their weights scaled to it before the robust pass.
+        err = np.linalg.norm(fun(x, False)[: 2 * len(pa)].reshape(-1, 2), axis=1)
+        ratio = float(np.median(err[~loop])) / max(float(np.median(err[loop])), 1e-12)
+        U[loop] *= min(1.0, max(0.1, ratio))
     if robust:
         x, more = _levenberg_marquardt(fun, x, loss_px, max_nfev)
         nfev += more
