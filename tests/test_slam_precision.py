@@ -9,7 +9,7 @@ from pano360.project.rotation import euler_to_matrix, rotation_angle_deg
 from pano360.slam.bundle import adjust
 from pano360.slam.geometry import grouped_weighted_rotations, pixels_to_rays, rays_to_pixels
 from pano360.slam.links import Link
-from pano360.slam.precision import point_information, whitening
+from pano360.slam.precision import point_information, whiten, whitening
 
 
 def test_an_edge_is_known_across_itself_and_a_corner_both_ways():
@@ -34,6 +34,8 @@ def test_whitening_squares_to_the_weights_scaled_by_their_median():
     W = np.swapaxes(U, 1, 2) @ U
     assert np.allclose(W[:12], G[:12] / scale) and np.allclose(W[15:], G[12:] / scale)
     assert np.allclose(W[12:15], np.eye(2))  # unknown: a typical point
+    v, M = gen.normal(size=(23, 2)), gen.normal(size=(23, 2, 3))
+    assert np.allclose(whiten(U, v), np.einsum("nij,nj->ni", U, v)) and np.allclose(whiten(U, M), U @ M)
 
 
 def _edge_link(R_rel: np.ndarray, w: int, h: int, f: float, gen: np.random.Generator, bias_px: float):

@@ -22,7 +22,7 @@ from pano360.project.camera import focal_from_hfov, hfov_from_focal
 from pano360.project.rotation import rotvec_to_matrix
 from pano360.slam.geometry import pixels_to_rays, right_jacobian, rotation_fit_cost, skew
 from pano360.slam.links import Link
-from pano360.slam.precision import whitening
+from pano360.slam.precision import whiten, whitening
 
 __all__ = ["search_hfov", "BundleResult", "adjust"]
 
@@ -76,13 +76,6 @@ class BundleResult:
     hfov_sigma_deg: float = float("inf")
 
 
-def _whiten(U: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """``U @ v`` for upper-triangular ``U (n, 2, 2)`` and ``v (n, 2)`` or ``(n, 2, k)``, elementwise
-    (numpy's batched 2x2 products cost more than the rest of a residual evaluation)."""
-    u00, u01, u11 = (U[:, 0, 0], U[:, 0, 1], U[:, 1, 1]) if v.ndim == 2 else (U[:, 0, 0, None], U[:, 0, 1, None], U[:, 1, 1, None])
-    return np.stack([u00 * v[:, 0] + u01 * v[:, 1], u11 * v[:, 1]], axis=1)
-
-
 def _residuals_and_jac(x: np.ndarray, R0: np.ndarray, ia: np.ndarray, ib: np.ndarray, pa: np.ndarray, pb: np.ndarray,
                        U: np.ndarray, width: int, height: int, solve_focal: bool, logf_fixed: float, priors: np.ndarray,
                        prior_w: float, pattern: dict, want_jac: bool):
@@ -100,7 +93,7 @@ def _residuals_and_jac(x: np.ndarray, R0: np.ndarray, ia: np.ndarray, ib: np.nda
     d = np.einsum("nij,nj->ni", Rab, rb)
     z = d[:, 2]
     proj = np.stack([f * d[:, 0] / z + (width / 2 - 0.5), f * d[:, 1] / z + (height / 2 - 0.5)], 1)
-    res = _whiten(U, proj - pa).ravel()
+    res = whiten(U, proj - pa).ravel()
     prior_res = (prior_w * f * deltas[priors]).ravel()
     res = np.concatenate([res, prior_res])
     if not want_jac:
@@ -113,7 +106,7 @@ def _residuals_and_jac(x: np.ndarray, R0: np.ndarray, ia: np.ndarray, ib: np.nda
     P[:, 0, 2] = -f * d[:, 0] / z**2
     P[:, 1, 2] = -f * d[:, 1] / z**2
     Jr = right_jacobian(deltas)
-    P = _whiten(U, P)
+    P = whiten(U, P)
     Ja = P @ skew(d) @ Jr[ia]  # d d / d delta_a = [d]x J_r
     Jb = -P @ (Rab @ skew(rb)) @ Jr[ib]  # d d / d delta_b = -R_a^T R_b [r_b]x J_r
     rows, cols, vals = [], [], []
@@ -130,7 +123,7 @@ def _residuals_and_jac(x: np.ndarray, R0: np.ndarray, ia: np.ndarray, ib: np.nda
         drb = np.zeros_like(rb)
         drb[:, :2] = -rb[:, :2]  # d r_b / d log f
         dproj = np.stack([d[:, 0] / z * f, d[:, 1] / z * f], 1)  # the projection's own scaling by f
-        Jf = _whiten(U, dproj) + np.einsum("nij,nj->ni", P, np.einsum("nij,nj->ni", Rab, drb))
+        Jf = whiten(U, dproj) + np.einsum("nij,nj->ni", P, np.einsum("nij,nj->ni", Rab, drb))
         rows.append(r_idx.ravel())
         cols.append(np.full(2 * n, n_par - 1))
         vals.append(Jf.ravel())

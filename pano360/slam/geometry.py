@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from pano360.project.rotation import best_rotation, orthonormalize, rotvec_to_matrix
+from pano360.slam.precision import whiten
 
 __all__ = ["pixels_to_rays", "rays_to_pixels", "unit_rays", "grouped_best_rotations", "grouped_weighted_rotations",
            "grouped_rotation_residuals", "rotation_fit_cost", "ransac_rotation", "skew", "right_jacobian"]
@@ -74,8 +75,8 @@ def grouped_weighted_rotations(R: np.ndarray, pa: np.ndarray, pb: np.ndarray, st
         P[:, 0, 0] = P[:, 1, 1] = focal / z
         P[:, 0, 2] = -focal * d[:, 0] / z**2
         P[:, 1, 2] = -focal * d[:, 1] / z**2
-        J = U @ P @ -skew(d)  # d (exp(delta) R rb) / d delta = -[R rb]x
-        wr = np.einsum("nij,nj->ni", U, r)
+        J = whiten(U, P) @ -skew(d)  # d (exp(delta) R rb) / d delta = -[R rb]x
+        wr = whiten(U, r)
         A = np.add.reduceat(np.einsum("nki,nkj->nij", J, J), starts, axis=0)
         g = np.add.reduceat(np.einsum("nki,nk->ni", J, wr), starts, axis=0)
         ok = np.linalg.det(A) > 1e-12 * np.einsum("nii->n", A) ** 3

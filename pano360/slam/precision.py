@@ -21,7 +21,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-__all__ = ["point_information", "whitening"]
+__all__ = ["point_information", "whitening", "whiten"]
 
 MIN_EIG_RATIO = 0.01
 ROUND = np.array([1.0, 0.0, 1.0])  # the identity, as (wxx, wxy, wyy)
@@ -71,3 +71,10 @@ def whitening(infos: Sequence[np.ndarray | None], sizes: Sequence[int]) -> np.nd
     U[:, 0, 1] = b / sa
     U[:, 1, 1] = np.sqrt(np.maximum(c - b * b / a, 0.0))
     return U
+
+
+def whiten(U: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``U @ v`` for :func:`whitening`'s ``U (n, 2, 2)`` and ``v (n, 2)`` or ``(n, 2, k)``, elementwise
+    (numpy's batched 2x2 products cost more than the rest of a residual evaluation)."""
+    u00, u01, u11 = (U[:, 0, 0], U[:, 0, 1], U[:, 1, 1]) if v.ndim == 2 else (U[:, 0, 0, None], U[:, 0, 1, None], U[:, 1, 1, None])
+    return np.stack([u00 * v[:, 0] + u01 * v[:, 1], u11 * v[:, 1]], axis=1)
