@@ -48,7 +48,7 @@ class TrackerConfig:
     min_distance: float = 10.0
     quality: float = 0.001  # corner strength relative to the frame's strongest, below which a cell stays empty
     min_eig: float = 1e-4  # absolute corner strength floor (about 5x what sensor noise gives at 640 px)
-    win: int = 15
+    win: int = 21  # KLT window (OpenCV's default): on weak texture 15 px windows hold too little gradient
     levels: int = 3
     fb_max_px: float = 0.7
     ransac_px: float = 2.5
