@@ -20,7 +20,7 @@ from scipy.sparse import coo_matrix, csr_matrix, diags
 
 from pano360.project.camera import focal_from_hfov, hfov_from_focal
 from pano360.project.rotation import rotvec_to_matrix
-from pano360.slam.geometry import pixels_to_rays, right_jacobian, rotation_fit_cost, skew
+from pano360.slam.geometry import pixels_to_rays, projection_jacobian, right_jacobian, rotation_fit_cost, skew
 from pano360.slam.links import Link
 from pano360.slam.precision import whiten, whitening
 
@@ -99,14 +99,8 @@ def _residuals_and_jac(x: np.ndarray, R0: np.ndarray, ia: np.ndarray, ib: np.nda
     if not want_jac:
         return res
     n = len(pa)
-    # d proj / d d: f/z [[1, 0, -x/z], [0, 1, -y/z]]
-    P = np.zeros((n, 2, 3))
-    P[:, 0, 0] = f / z
-    P[:, 1, 1] = f / z
-    P[:, 0, 2] = -f * d[:, 0] / z**2
-    P[:, 1, 2] = -f * d[:, 1] / z**2
+    P = whiten(U, projection_jacobian(d, f))  # d proj / d d, whitened
     Jr = right_jacobian(deltas)
-    P = whiten(U, P)
     Ja = P @ skew(d) @ Jr[ia]  # d d / d delta_a = [d]x J_r
     Jb = -P @ (Rab @ skew(rb)) @ Jr[ib]  # d d / d delta_b = -R_a^T R_b [r_b]x J_r
     rows, cols, vals = [], [], []

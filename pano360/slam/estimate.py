@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -95,8 +95,8 @@ def _relative_rotations(obs: list[FrameObs], w: int, h: int, f: float) -> np.nda
     weighted by how precisely KLT placed it in the keyframe. All at once."""
     sizes = np.array([len(o.pts) for o in obs])
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    ua = unit_rays(np.concatenate([o.kf_pts for o in obs]), w, h, f)
-    ub = unit_rays(np.concatenate([o.pts for o in obs]), w, h, f)
+    pa, pb = np.concatenate([o.kf_pts for o in obs]), np.concatenate([o.pts for o in obs])
+    ua, ub = unit_rays(pa, w, h, f), unit_rays(pb, w, h, f)
     owner = np.repeat(np.arange(len(obs)), sizes)
     rel, err = grouped_rotation_residuals(ua, ub, starts, f)
     table = np.full((len(obs), sizes.max()), np.nan)
@@ -109,7 +109,6 @@ def _relative_rotations(obs: list[FrameObs], w: int, h: int, f: float) -> np.nda
     # Then, from there, the kept pairs weighted by their precision (an edge counts across itself only).
     U = whitening([o.kf_info for o in obs], sizes)
     U[~keep] = 0.0
-    pa, pb = np.concatenate([o.kf_pts for o in obs]), np.concatenate([o.pts for o in obs])
     weighted = grouped_weighted_rotations(rel, pa, pb, starts, U, w, h, f)
     rel[kept >= 3] = weighted[kept >= 3]
     return rel
@@ -163,7 +162,7 @@ def _adjust_fov(links: list[Link], R_init: np.ndarray, w: int, h: int, hfov_deg:
     would have nothing to hold them); what counts is its ``hfov_deg`` and ``hfov_sigma_deg``."""
     used = np.unique(np.concatenate([[0]] + [[lk.a, lk.b] for lk in links])).astype(np.int64)
     new = {int(k): i for i, k in enumerate(used)}
-    sub = [Link(new[lk.a], new[lk.b], lk.pa, lk.pb, lk.loop, lk.wa) for lk in links]
+    sub = [replace(lk, a=new[lk.a], b=new[lk.b]) for lk in links]
     return adjust(sub, R_init[used], w, h, hfov_deg, priors=np.array([new[int(k)] for k in restarts if int(k) in new], np.int64), robust=False)
 
 

@@ -137,7 +137,8 @@ def _match_exposure(src: np.ndarray, ref: np.ndarray) -> np.ndarray:
         return src
     s, r = s[valid], r[valid]
     ratio = r / s
-    agree = np.abs(ratio - np.median(ratio)) < 0.1 * np.median(ratio) + 2.0 / s
+    typical = np.median(ratio)
+    agree = np.abs(ratio - typical) < 0.1 * typical + 2.0 / s
     gain = float(r[agree].sum() / max(float(s[agree].sum()), 1.0))
     if not 0.5 < gain < 2.0 or abs(gain - 1.0) < 0.005:
         return src

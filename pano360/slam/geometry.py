@@ -16,7 +16,7 @@ from pano360.project.rotation import best_rotation, orthonormalize, rotvec_to_ma
 from pano360.slam.precision import whiten
 
 __all__ = ["pixels_to_rays", "rays_to_pixels", "unit_rays", "grouped_best_rotations", "grouped_weighted_rotations",
-           "grouped_rotation_residuals", "rotation_fit_cost", "ransac_rotation", "skew", "right_jacobian"]
+           "grouped_rotation_residuals", "projection_jacobian", "rotation_fit_cost", "ransac_rotation", "skew", "right_jacobian"]
 
 
 def pixels_to_rays(px: np.ndarray, width: int, height: int, focal: float) -> np.ndarray:
@@ -58,6 +58,17 @@ def grouped_rotation_residuals(ua: np.ndarray, ub: np.ndarray, starts: np.ndarra
     return R, focal * np.linalg.norm(np.einsum("nij,nj->ni", R[owner], ub) - ua, axis=1)
 
 
+def projection_jacobian(d: np.ndarray, focal: float) -> np.ndarray:
+    """``d pixel / d ray`` ``(n, 2, 3)`` of the pinhole projection at rays ``d (n, 3)``:
+    ``f/z [[1, 0, -x/z], [0, 1, -y/z]]``."""
+    z = d[:, 2]
+    P = np.zeros((len(d), 2, 3))
+    P[:, 0, 0] = P[:, 1, 1] = focal / z
+    P[:, 0, 2] = -focal * d[:, 0] / z**2
+    P[:, 1, 2] = -focal * d[:, 1] / z**2
+    return P
+
+
 def grouped_weighted_rotations(R: np.ndarray, pa: np.ndarray, pb: np.ndarray, starts: np.ndarray, U: np.ndarray,
                                width: int, height: int, focal: float, iterations: int = 2) -> np.ndarray:
     """Rotations ``R (L, 3, 3)`` (``pa ~ pi(R ray(pb))``) of the pixel-pair groups beginning at
@@ -69,13 +80,8 @@ def grouped_weighted_rotations(R: np.ndarray, pa: np.ndarray, pb: np.ndarray, st
     rb = pixels_to_rays(pb, width, height, focal)
     for _ in range(iterations):
         d = np.einsum("nij,nj->ni", R[owner], rb)
-        z = d[:, 2]
         r = rays_to_pixels(d, width, height, focal) - pa
-        P = np.zeros((len(pa), 2, 3))
-        P[:, 0, 0] = P[:, 1, 1] = focal / z
-        P[:, 0, 2] = -focal * d[:, 0] / z**2
-        P[:, 1, 2] = -focal * d[:, 1] / z**2
-        J = whiten(U, P) @ -skew(d)  # d (exp(delta) R rb) / d delta = -[R rb]x
+        J = whiten(U, projection_jacobian(d, focal)) @ -skew(d)  # d (exp(delta) R rb) / d delta = -[R rb]x
         wr = whiten(U, r)
         A = np.add.reduceat(np.einsum("nki,nkj->nij", J, J), starts, axis=0)
         g = np.add.reduceat(np.einsum("nki,nk->ni", J, wr), starts, axis=0)

@@ -61,7 +61,11 @@ def whitening(infos: Sequence[np.ndarray | None], sizes: Sequence[int]) -> np.nd
     a residual ``r`` whose squared norm is ``r^T W r``, ``W`` the tensor over the median of all
     known tensors' mean eigenvalue."""
     known = [i for i in infos if i is not None and len(i)]
-    scale = float(np.median(0.5 * (np.concatenate(known)[:, 0] + np.concatenate(known)[:, 2]))) if known else 1.0
+    if known:
+        g = np.concatenate(known)
+        scale = float(np.median(0.5 * (g[:, 0] + g[:, 2])))
+    else:
+        scale = 1.0
     info = np.concatenate([np.broadcast_to(ROUND * scale, (k, 3)) if i is None else np.asarray(i, np.float64).reshape(-1, 3)
                            for i, k in zip(infos, sizes)] + [np.zeros((0, 3))]) / max(scale, 1e-12)
     a, b, c = info[:, 0], info[:, 1], info[:, 2]

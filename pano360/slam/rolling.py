@@ -10,6 +10,8 @@ makes the keyframe links most rotation-like, as Gyroflow models a rotation per r
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from pano360.project.rotation import matrix_to_rotvec
@@ -57,7 +59,7 @@ def unroll_links(links: list[Link], kf_omega: np.ndarray, readout_s: float, widt
     pb = unroll_pixels(np.concatenate([lk.pb for lk in links]), np.repeat(kf_omega[[lk.b for lk in links]], sizes, axis=0),
                        readout_s, width, height, focal)
     cuts = np.cumsum(sizes)[:-1]
-    return [Link(lk.a, lk.b, a, b, lk.loop, lk.wa) for lk, a, b in zip(links, np.split(pa, cuts), np.split(pb, cuts))]
+    return [replace(lk, pa=a, pb=b) for lk, a, b in zip(links, np.split(pa, cuts), np.split(pb, cuts))]
 
 
 def _link_cost(links: list[Link], width: int, height: int, focal: float, trunc_px: float = 2.0) -> float:
