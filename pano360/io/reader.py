@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
@@ -12,7 +13,7 @@ import numpy as np
 
 from pano360.errors import Pano360Error
 
-__all__ = ["Frame", "Yuv420", "iter_frames", "iter_gray", "iter_gray_sampled", "iter_yuv420", "upright"]
+__all__ = ["Frame", "Yuv420", "frame_time_base", "iter_frames", "iter_gray", "iter_gray_sampled", "iter_yuv420", "upright"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,33 @@ def _to_rgb(frame: av.VideoFrame, max_width: int | None = None) -> np.ndarray:
     return frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA")
 
 
+class _BestEffortTime:
+    """A decoded frame's presentation time in seconds, as FFmpeg's ``best_effort_timestamp`` guesses it.
+
+    Some files carry wrong presentation stamps (``box.mp4`` of the shared clips: every other
+    frame's stamp is two frames early, while the pictures come out in the right order). Like
+    libavcodec's ``guess_correct_pts``, the stamps that have run backwards less often win: the
+    presentation stamps normally, the decoding stamps when those are the sane ones.
+    """
+
+    def __init__(self, time_base: Fraction | None) -> None:
+        self._tb = time_base
+        self._last_pts = self._last_dts = None
+        self._faulty_pts = self._faulty_dts = 0
+
+    def of(self, frame: av.VideoFrame) -> float | None:
+        pts, dts = frame.pts, frame.dts
+        if pts is not None:
+            self._faulty_pts += self._last_pts is not None and pts <= self._last_pts
+            self._last_pts = pts
+        if dts is not None:
+            self._faulty_dts += self._last_dts is not None and dts <= self._last_dts
+            self._last_dts = dts
+        stamp = pts if pts is not None and (self._faulty_pts <= self._faulty_dts or dts is None) else dts
+        tb = self._tb or frame.time_base
+        return None if stamp is None or tb is None else float(stamp * tb)
+
+
 def _decoded(path: str | Path, max_frames: int | None, start_s: float = 0.0,
              threads: int = 0) -> Iterator[tuple[int, float, av.VideoFrame]]:
     """The one decode loop: ``(index, time_s, frame)`` in presentation order, ``time_s`` from 0.
@@ -107,10 +135,11 @@ def _decoded(path: str | Path, max_frames: int | None, start_s: float = 0.0,
             if seeking:
                 t0 = float((stream.start_time or 0) * stream.time_base)
                 container.seek(int(start_s / stream.time_base) + (stream.start_time or 0), stream=stream, backward=True)
+            times = _BestEffortTime(stream.time_base)
             for frame in container.decode(stream):
-                if frame.time is not None:
-                    t = float(frame.time)
-                else:  # no timestamp: continue on the nominal rate
+                t = times.of(frame)
+                if t is None or (last_t is not None and t <= last_t):
+                    # No usable stamp (none, or one that runs backwards): continue on the nominal rate.
                     t = (last_t + 1.0 / rate) if last_t is not None else (t0 or 0.0)
                 if t0 is None:
                     t0 = t
@@ -129,6 +158,18 @@ def _decoded(path: str | Path, max_frames: int | None, start_s: float = 0.0,
             raise Pano360Error(f"cannot decode {path} at frame {index} (damaged or truncated): {exc}") from None
         if last_t is None:
             raise Pano360Error(f"no decodable video frames in {path}")
+
+
+def frame_time_base(path: str | Path) -> Fraction:
+    """A time base in which every frame time of ``path``'s video is a whole number of ticks: its
+    video stream's own when that is ``1/N`` (MP4, MOV, MKV), else 1/90000 s (AVI counts frames in
+    units such as 66667/1000000 s, which no MP4 track can hold). For a :class:`VideoWriter` with
+    ``vfr=True`` that renders the video frame for frame."""
+    with av.open(str(path)) as container:
+        tb = container.streams.video[0].time_base if container.streams.video else None
+    if tb is not None and tb.numerator == 1 and 0 < tb.denominator <= 10**7:
+        return Fraction(tb)
+    return Fraction(1, 90000)
 
 
 def iter_frames(path: str | Path, max_width: int | None = None, *, max_frames: int | None = None,

@@ -30,7 +30,10 @@ class VideoWriter:
     ``audio_from`` names a file whose first audio stream is copied packet by packet (remuxed, not
     re-encoded; re-encoded to AAC only when the codec cannot go in an MP4), aligned to that file's
     first video frame and cut at the end of the written video. ``vfr=True`` keeps each frame's own
-    time: ``write(rgb, time_s)`` (a 1/90000 s time base, as the reader's ``Frame.time_s`` gives).
+    time: ``write(rgb, time_s)``, in ``time_base`` (default 1/90000 s; an input's own, from
+    :func:`pano360.io.reader.frame_time_base`, keeps its frames' times exactly), so a clip
+    rendered frame for frame from an input plays in step with the input and its audio, however
+    irregular the input's frame times (phones lower the rate in the dark; AVI skips frames).
     ``colour`` tags the stream with an input's colour description, for frames given to
     :meth:`write_yuv420` in that input's Y'CbCr (untagged, players guess: BT.601 for SD, BT.709 for
     HD). :meth:`write` converts RGB with BT.601 and says so in the stream (matrix SMPTE 170M,
@@ -40,7 +43,8 @@ class VideoWriter:
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float | Fraction, codec: str = "h264",
                  crf: int = 18, preset: str = "medium", audio_from: str | Path | None = None, *,
-                 faststart: bool = True, vfr: bool = False, colour: ColourInfo | None = None) -> None:
+                 faststart: bool = True, vfr: bool = False, time_base: Fraction | None = None,
+                 colour: ColourInfo | None = None) -> None:
         if width <= 0 or height <= 0 or width % 2 or height % 2:
             raise Pano360Error(f"video size must be positive and even, got {width}x{height}")
         if codec not in CODECS:
@@ -71,7 +75,7 @@ class VideoWriter:
             self._stream.height = height
             self._stream.pix_fmt = "yuv420p"
             self._vfr = vfr
-            self._time_base = Fraction(1, 90000) if vfr else 1 / rate
+            self._time_base = (Fraction(time_base) if time_base else Fraction(1, 90000)) if vfr else 1 / rate
             self._last_pts = -1
             self._last_time = 0.0
             if vfr:

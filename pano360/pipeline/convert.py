@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -178,7 +179,7 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
     from pano360.io.atomic import check_output_path
     from pano360.io.probe import validate_video_input
     from pano360.io.colour import read_colour
-    from pano360.io.reader import iter_frames, iter_yuv420
+    from pano360.io.reader import frame_time_base, iter_frames, iter_yuv420
     from pano360.io.spherical import spherical_output
     from pano360.io.writer import VideoWriter
     from pano360.pipeline.orient import ORIENTATIONS, follow_shifts, heading_deg
@@ -262,6 +263,10 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
         yuv = hasattr(backend, "fill_placed_yuv420") and info.width % 2 == 0 and info.height % 2 == 0
         colour = read_colour(src)  # the RGB path keeps its primaries and transfer (VideoWriter.write)
 
+        # Each output frame keeps its input frame's time (a variable-rate clip stays in step with its
+        # audio); the backends give one frame per placement, in order.
+        times: deque[float] = deque()
+
         def mark_seen(pl: Placement) -> None:
             for erp_cols, box_cols in pl.column_pieces():
                 seen[pl.v0:pl.v1, erp_cols] |= pl.alpha[:, box_cols] > 0
@@ -269,6 +274,7 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
         def placements() -> Iterator[Placement]:
             alpha = None
             for f in iter_frames(src):
+                times.append(f.time_s)
                 if alpha is None and alpha_for is not None:
                     alpha = alpha_for(f.rgb.shape[1], f.rgb.shape[0])
                 pl = place_frame(f.rgb, rotation_at(f.index, f.time_s), traj.hfov_deg, width, alpha, f.time_s)
@@ -278,6 +284,7 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
         def placements_yuv420() -> Iterator[Yuv420Placement]:
             a_y = a_c = None
             for f in iter_yuv420(src):
+                times.append(f.time_s)
                 if a_y is None and alpha_for is not None:
                     a_y, a_c = alpha_for(*f.y.shape[::-1]), alpha_for(*f.u.shape[::-1])
                 pl = place_yuv420(f.y, f.u, f.v, rotation_at(f.index, f.time_s), traj.hfov_deg, width, a_y, a_c,
@@ -294,17 +301,18 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
         n_written = 0
         with spherical_output(out, overwrite=opts.overwrite) as tmp:
             with VideoWriter(tmp, width, height, info.fps, crf=opts.crf, preset=opts.preset, audio_from=src,
-                             colour=colour) as writer:
+                             vfr=True, time_base=frame_time_base(src), colour=colour) as writer:
                 for i, frame in enumerate(filled):
                     if shifts is not None:
                         frame = _turn(frame, int(shifts[min(i, len(shifts) - 1)]), height if yuv else None)
                     if opts.preview is not None and i % preview_every == 0 and len(previews) < PREVIEW_FRAMES:
                         rgb = colour.to_rgb(frame) if yuv else frame
                         previews.append((float(traj.time_s[min(i, len(traj) - 1)]), _small(rgb, 1024)))
+                    t = times.popleft()
                     if yuv:
-                        writer.write_yuv420(frame)
+                        writer.write_yuv420(frame, t)
                     else:
-                        writer.write(frame)
+                        writer.write(frame, t)
                     n_written += 1
                     prog.advance(task, 1)
             if n_written == 0:

@@ -19,7 +19,7 @@ import numpy as np
 from pano360.canvas import yuv420_planes
 from pano360.errors import Pano360Error
 from pano360.io.colour import read_colour
-from pano360.io.reader import Yuv420, iter_yuv420
+from pano360.io.reader import Yuv420, frame_time_base, iter_yuv420
 from pano360.io.writer import VideoWriter
 from pano360.project.viewmap import coarse_nodes, sample, sample_yuv420_coarse, view_map
 from pano360.prefetch import prefetch
@@ -87,9 +87,9 @@ def reframe_video(src: str | Path, dst: str | Path, camera: CameraFn, projection
     exact = 0
     fps = _video_rate(src)
 
-    def render(f: Yuv420) -> tuple[np.ndarray, bool]:
+    def render(f: Yuv420) -> tuple[np.ndarray, bool, float]:
         R, hfov = camera(np.array([f.time_s]))
-        return render_yuv420(f, R[0], float(hfov[0]), projection, width, height, step)
+        return (*render_yuv420(f, R[0], float(hfov[0]), projection, width, height, step), f.time_s)
 
     rendered = prefetch(map(render, prefetch(iter_yuv420(src, max_frames))))
     threads = cv2.getNumThreads()
@@ -97,11 +97,13 @@ def reframe_video(src: str | Path, dst: str | Path, camera: CameraFn, projection
     # busy: OpenCV's own workers would only add their spin-waits.
     cv2.setNumThreads(1)
     try:
+        # Each frame keeps the input frame's time: a variable-rate input stays in step with its audio.
         with VideoWriter(dst, width, height, fps, codec=codec, crf=crf, preset=preset,
-                         audio_from=src if audio else None, colour=read_colour(src)) as writer:
-            for packed, was_exact in rendered:
+                         audio_from=src if audio else None, vfr=True, time_base=frame_time_base(src),
+                         colour=read_colour(src)) as writer:
+            for packed, was_exact, time_s in rendered:
                 exact += was_exact
-                writer.write_yuv420(packed)
+                writer.write_yuv420(packed, time_s)
                 if on_frame is not None:
                     on_frame(writer.frames_written)
             frames = writer.frames_written

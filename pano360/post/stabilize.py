@@ -100,7 +100,7 @@ def render_corrected(src: str | Path, dst: str | Path, M: np.ndarray, fps: float
     from concurrent.futures import ThreadPoolExecutor
 
     from pano360.io.colour import read_colour
-    from pano360.io.reader import iter_yuv420
+    from pano360.io.reader import frame_time_base, iter_yuv420
     from pano360.io.writer import VideoWriter
 
     M = check_rotations(M)
@@ -113,15 +113,19 @@ def render_corrected(src: str | Path, dst: str | Path, M: np.ndarray, fps: float
             for f in iter_yuv420(src):
                 if writer is None:
                     h, w = f.y.shape
-                    writer = VideoWriter(dst, w, h, fps, crf=crf, audio_from=src if audio else None, colour=colour)
-                pending.append(pool.submit(_rotate_yuv420, f, M[min(f.index, len(M) - 1)]))
+                    # Each frame keeps the input frame's time (a variable-rate input stays in step with its audio).
+                    writer = VideoWriter(dst, w, h, fps, crf=crf, audio_from=src if audio else None, vfr=True,
+                                         time_base=frame_time_base(src), colour=colour)
+                pending.append((pool.submit(_rotate_yuv420, f, M[min(f.index, len(M) - 1)]), f.time_s))
                 while len(pending) > workers + 1:
-                    writer.write_yuv420(pending.popleft().result())
+                    job, time_s = pending.popleft()
+                    writer.write_yuv420(job.result(), time_s)
                     written += 1
                     if on_frame is not None:
                         on_frame(written)
             while pending:
-                writer.write_yuv420(pending.popleft().result())
+                job, time_s = pending.popleft()
+                writer.write_yuv420(job.result(), time_s)
                 written += 1
                 if on_frame is not None:
                     on_frame(written)
