@@ -198,3 +198,13 @@ def test_a_commands_exit_code_reaches_the_shell():
         assert cli.main(["_exit_probe"]) == 3
     finally:
         cli.app.registered_commands[:] = [c for c in cli.app.registered_commands if c.name != "_exit_probe"]
+
+
+def test_convert_refuses_a_360_video(tmp_path, capsys):
+    """A 360 video given to convert (which makes one from a flat clip) is refused, not wrapped again."""
+    congo = shared_file("video360/congo.mp4")
+    before = _digest(congo)
+    code, out, err = _run(["convert", str(congo), str(tmp_path / "o.mp4")], capsys)
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1
+    assert "already a 360 video (equirectangular, stereo top-bottom" in err and "reframe" in err
+    assert list(tmp_path.iterdir()) == [] and _digest(congo) == before

@@ -195,6 +195,11 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
     if opts.hfov_deg is not None and not 1.0 <= opts.hfov_deg <= 179.0:
         raise UsageError(f"--hfov must be within 1..179 degrees, got {opts.hfov_deg}")
     info = validate_video_input(src)
+    if info.spherical is not None:
+        sph = info.spherical
+        kind = sph.projection if sph.stereo == "none" else f"{sph.projection}, stereo {sph.stereo}"
+        raise Pano360Error(f"already a 360 video ({kind}, Spherical Video {sph.source} metadata): convert takes a flat "
+                           f"clip; use reframe, stabilize or metrics on a 360 video: {src}")
     check_output_path(out, opts.overwrite, inputs=(src,))
     for extra, flag in ((opts.preview, "--preview"), (opts.save_trajectory, "--save-trajectory")):
         if extra is not None:
