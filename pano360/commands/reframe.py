@@ -83,7 +83,8 @@ def command(
 
     if path is not None and follow is not None:
         raise UsageError("--path and --follow cannot be combined: give one camera path")
-    info = check_erp_video(input)
+    info = check_erp_video(input, allow_stereo=True)
+    stereo = info.spherical.stereo if info.spherical is not None else "none"
     check_output_path(output, overwrite, inputs=(input,))
 
     proj_name, preset_hfov, preset_pitch = PRESETS[preset.value] if preset else ("rectilinear", None, 0.0)
@@ -128,15 +129,17 @@ def command(
     with stage_progress(progress_enabled(quiet, json_output)) as progress:
         task = progress.add_task("reframe", total=info.frame_count)
         with atomic_output(output, overwrite=overwrite) as tmp:
-            result = reframe_video(input, tmp, camera, proj_name, width, height, crf=crf,
+            result = reframe_video(input, tmp, camera, proj_name, width, height, crf=crf, stereo=stereo,
                                    on_frame=lambda n: progress.update(task, completed=n))
     seconds = time.perf_counter() - t0
     summary = {"output": str(output), "frames": result.frames, "width": width, "height": height,
                "projection": proj_name, "fps": result.fps, "seconds": round(seconds, 3),
                "render_fps": round(result.frames / seconds, 2) if seconds > 0 else None,
-               "camera": "follow" if traj is not None else ("keyframes" if path is not None else "fixed")}
+               "camera": "follow" if traj is not None else ("keyframes" if path is not None else "fixed"),
+               "eye": "left" if stereo != "none" else None}
     if json_output:
         typer.echo(json.dumps(summary))
     else:
-        note(f"wrote {output}: {result.frames} frames {width}x{height} {proj_name} "
+        note(f"wrote {output}: {result.frames} frames {width}x{height} {proj_name}"
+             f"{f' from the left eye of a {stereo} stereo video' if stereo != 'none' else ''} "
              f"({summary['render_fps']} frames/s)", quiet)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["STEREO_MODES", "split_eye"]
+__all__ = ["STEREO_MODES", "split_eye", "split_eye_yuv420"]
 
 STEREO_MODES = ("none", "top-bottom", "left-right")
 
@@ -22,4 +22,22 @@ def split_eye(rgb: np.ndarray, stereo: str) -> np.ndarray:
         return rgb[: rgb.shape[0] // 2]
     if stereo == "left-right":
         return rgb[:, : rgb.shape[1] // 2]
+    raise ValueError(f"stereo must be one of {', '.join(STEREO_MODES)}, got {stereo!r}")
+
+
+def split_eye_yuv420(y: np.ndarray, u: np.ndarray, v: np.ndarray, stereo: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The left eye of a stereo frame's 4:2:0 planes (views): luma and chroma cut at the same place,
+    the eye's size kept even so that its chroma is exactly half its luma.
+
+    >>> [p.shape for p in split_eye_yuv420(np.zeros((1080, 1920)), np.zeros((540, 960)), np.zeros((540, 960)), "top-bottom")]
+    [(540, 1920), (270, 960), (270, 960)]
+    """
+    if stereo == "none":
+        return y, u, v
+    if stereo == "top-bottom":
+        h = (y.shape[0] // 2) & ~1
+        return y[:h], u[: h // 2], v[: h // 2]
+    if stereo == "left-right":
+        w = (y.shape[1] // 2) & ~1
+        return y[:, :w], u[:, : w // 2], v[:, : w // 2]
     raise ValueError(f"stereo must be one of {', '.join(STEREO_MODES)}, got {stereo!r}")

@@ -7,7 +7,7 @@ and encoding overlap on three threads (OpenCV, numpy and PyAV release the GIL).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
@@ -20,6 +20,7 @@ from pano360.canvas import yuv420_planes
 from pano360.errors import Pano360Error
 from pano360.io.colour import read_colour
 from pano360.io.reader import Yuv420, frame_time_base, iter_yuv420
+from pano360.io.stereo import split_eye_yuv420
 from pano360.io.writer import VideoWriter
 from pano360.project.viewmap import coarse_nodes, sample, sample_yuv420_coarse, view_map
 from pano360.prefetch import prefetch
@@ -40,17 +41,31 @@ def render_yuv420(frame: Yuv420, R: np.ndarray, hfov_deg: float, projection: str
     if step > 1 and step % 2:
         raise ValueError(f"the coarse table step must be even for 4:2:0, got {step}")
     erp_h, erp_w = frame.y.shape
+    # Tables are made for a 2:1 ERP; a stereo eye stored squeezed (congo.mp4: 1920x540 per eye)
+    # has its rows scaled after.
+    full_h = erp_w // 2
     out = np.empty((height * 3 // 2, width), dtype=np.uint8)
     y, u, v = yuv420_planes(out, height)  # remapped straight into the packed frame
-    nodes = coarse_nodes(R, hfov_deg, projection, width, height, erp_w, erp_h, step) if step > 1 else None
+    nodes = coarse_nodes(R, hfov_deg, projection, width, height, erp_w, full_h, step) if step > 1 else None
     if nodes is not None:
+        _squeeze_rows(nodes, full_h, erp_h)
         sample_yuv420_coarse((frame.y, frame.u, frame.v), nodes, step, (y, u, v))
         return out, False
-    luma, chroma = view_map(R, hfov_deg, projection, width, height, erp_w, erp_h, step=1, chroma=True)
+    luma, chroma = view_map(R, hfov_deg, projection, width, height, erp_w, full_h, step=1, chroma=True)
+    _squeeze_rows(luma.xy, full_h, erp_h)
+    _squeeze_rows(chroma.xy, full_h // 2, erp_h // 2)
     sample(frame.y, luma, _BLACK[0], out=y)
     sample(frame.u, chroma, _BLACK[1], out=u)
     sample(frame.v, chroma, _BLACK[2], out=v)
     return out, luma.exact
+
+
+def _squeeze_rows(xy: np.ndarray, full_h: int, h: int) -> None:
+    """Move a table's ERP rows (``xy[..., 1]``, in place) from a ``full_h``-row plane to the same
+    latitudes in an ``h``-row one, clamped as :mod:`pano360.project.viewmap` clamps them."""
+    if h != full_h:
+        rows = xy[..., 1]
+        np.clip((rows + 0.5) * (h / full_h) - 0.5, 0, h - 1, out=rows)
 
 
 @dataclass(frozen=True)
@@ -75,9 +90,12 @@ def _video_rate(path: str | Path) -> Fraction:
 
 def reframe_video(src: str | Path, dst: str | Path, camera: CameraFn, projection: str, width: int, height: int, *,
                   crf: int = 18, preset: str = "medium", codec: str = "h264", audio: bool = True,
-                  max_frames: int | None = None, step: int = 16,
+                  max_frames: int | None = None, step: int = 16, stereo: str = "none",
                   on_frame: Callable[[int], None] | None = None) -> ReframeResult:
     """Reframe the ERP video ``src`` into ``dst`` (written directly: wrap in ``atomic_output``).
+
+    A stereo video (``stereo`` "top-bottom" or "left-right", as its metadata says) is reframed
+    from its left eye: a flat shot has one picture.
 
     ``camera(times)`` gives each frame's rotation (camera to world, the ERP's frame) and FOV.
     Three stages overlap, each on its own thread: decoding, rendering (one OpenCV thread while it
@@ -89,6 +107,8 @@ def reframe_video(src: str | Path, dst: str | Path, camera: CameraFn, projection
 
     def render(f: Yuv420) -> tuple[np.ndarray, bool, float]:
         R, hfov = camera(np.array([f.time_s]))
+        if stereo != "none":
+            f = replace(f, **dict(zip("yuv", split_eye_yuv420(f.y, f.u, f.v, stereo))))
         return (*render_yuv420(f, R[0], float(hfov[0]), projection, width, height, step), f.time_s)
 
     rendered = prefetch(map(render, prefetch(iter_yuv420(src, max_frames))))
