@@ -132,6 +132,10 @@ def test_usage_errors_for_outputs(tmp_path, capsys):
         code, out, err = _run(argv, capsys)
         assert code == 2 and len(err.strip().splitlines()) == 1 and word in err, (argv, err)
     (tmp_path / "exists.mp4").write_bytes(b"keep me")
+    for cmd in (["tag"], ["convert"], ["reframe"], ["stabilize"]):
+        # An MP4 under another name would mislead players and editors: refused before any work.
+        code, out, err = _run(cmd + [str(src), str(tmp_path / "out.mkv")], capsys)
+        assert code == 2 and err.strip() == "Error: output must be named .mp4, .m4v or .mov (an MP4 file is written), got 'out.mkv'", (cmd, err)
     code, _, err = _run(["tag", str(src), str(tmp_path / "exists.mp4")], capsys)
     assert code == 2 and "-y" in err
     assert (tmp_path / "exists.mp4").read_bytes() == b"keep me"

@@ -75,7 +75,7 @@ def command(
 
     from pano360.console import note, progress_enabled, stage_progress
     from pano360.errors import UsageError
-    from pano360.io.atomic import atomic_output, check_output_path
+    from pano360.io.atomic import MP4_OUTPUT_SUFFIXES, atomic_output, check_output_path
     from pano360.post.inputs import check_erp_video
     from pano360.project.projections import max_hfov
     from pano360.post.reframe import adjusted_camera, fixed_camera, follow_camera, keyframe_camera, reframe_video
@@ -85,7 +85,7 @@ def command(
         raise UsageError("--path and --follow cannot be combined: give one camera path")
     info = check_erp_video(input, allow_stereo=True)
     stereo = info.spherical.stereo if info.spherical is not None else "none"
-    check_output_path(output, overwrite, inputs=(input,))
+    check_output_path(output, overwrite, inputs=(input,), suffixes=MP4_OUTPUT_SUFFIXES)
 
     proj_name, preset_hfov, preset_pitch = PRESETS[preset.value] if preset else ("rectilinear", None, 0.0)
     proj_name = projection.value if projection else proj_name

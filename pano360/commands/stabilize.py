@@ -42,7 +42,7 @@ def command(
 
     from pano360.console import note, progress_enabled, stage_progress
     from pano360.errors import UsageError
-    from pano360.io.atomic import check_output_path
+    from pano360.io.atomic import MP4_OUTPUT_SUFFIXES, check_output_path
     from pano360.io.spherical import spherical_output
     from pano360.post.inputs import check_erp_video
     from pano360.post.smoothing import corrections
@@ -54,7 +54,7 @@ def command(
     if not 128 <= analysis_width <= 4096:
         raise UsageError(f"--analysis-width must be within 128..4096, got {analysis_width}")
     info = check_erp_video(input)
-    check_output_path(output, overwrite, inputs=(input,))
+    check_output_path(output, overwrite, inputs=(input,), suffixes=MP4_OUTPUT_SUFFIXES)
     if save_trajectory is not None:
         check_output_path(save_trajectory, True, inputs=(input, output))
 

@@ -30,12 +30,12 @@ def command(
     data is copied byte for byte and the input is never changed."""
     from pano360.console import note
     from pano360.errors import Pano360Error, UsageError
-    from pano360.io.atomic import atomic_output, check_output_path
+    from pano360.io.atomic import MP4_OUTPUT_SUFFIXES, atomic_output, check_output_path
     from pano360.io.probe import validate_video_input
     from pano360.io.spherical import inject_spherical
 
     info = validate_video_input(input)
-    check_output_path(output, overwrite, inputs=(input,))
+    check_output_path(output, overwrite, inputs=(input,), suffixes=MP4_OUTPUT_SUFFIXES)
     if not info.container.startswith("mov"):
         raise UsageError(f"input must be an MP4/MOV file, got {info.container}: {input}")
     if info.spherical is not None and not info.spherical.supported and info.spherical.projection != "equirectangular":

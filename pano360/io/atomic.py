@@ -10,15 +10,24 @@ from typing import Iterator
 
 from pano360.errors import Pano360Error, UsageError
 
-__all__ = ["check_output_path", "atomic_output"]
+__all__ = ["check_output_path", "atomic_output", "MP4_OUTPUT_SUFFIXES"]
+
+# What the video writer makes (MP4, where the Spherical Video boxes live), under the names players
+# and editors take for it.
+MP4_OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov")
 
 
-def check_output_path(output: str | Path, overwrite: bool, inputs: tuple[str | Path, ...] = ()) -> Path:
-    """Check that ``output`` may be written: its folder exists, it is no input, and ``-y`` if it exists.
+def check_output_path(output: str | Path, overwrite: bool, inputs: tuple[str | Path, ...] = (),
+                      suffixes: tuple[str, ...] = ()) -> Path:
+    """Check that ``output`` may be written: its folder exists, it is no input, and ``-y`` if it exists;
+    with ``suffixes`` (e.g. :data:`MP4_OUTPUT_SUFFIXES`), that its name ends in one of them.
 
     Raises UsageError with one line saying what is wrong.
     """
     out = Path(output)
+    if suffixes and out.suffix.lower() not in suffixes:
+        raise UsageError(f"output must be named {', '.join(suffixes[:-1])} or {suffixes[-1]} (an MP4 file is written), "
+                         f"got {out.name!r}")
     if out.exists() and out.is_dir():
         raise UsageError(f"output is a folder, not a file: {out}")
     parent = out.parent if str(out.parent) else Path(".")

@@ -176,7 +176,7 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
     ``show_progress`` draws rich bars on stderr; ``quiet`` silences the notes (the chosen backend).
     """
     from pano360.generate.select import choose_backend
-    from pano360.io.atomic import check_output_path
+    from pano360.io.atomic import MP4_OUTPUT_SUFFIXES, check_output_path
     from pano360.io.probe import validate_video_input
     from pano360.io.colour import read_colour
     from pano360.io.reader import frame_time_base, iter_frames, iter_yuv420
@@ -200,7 +200,7 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
         kind = sph.projection if sph.stereo == "none" else f"{sph.projection}, stereo {sph.stereo}"
         raise Pano360Error(f"already a 360 video ({kind}, Spherical Video {sph.source} metadata): convert takes a flat "
                            f"clip; use reframe, stabilize or metrics on a 360 video: {src}")
-    check_output_path(out, opts.overwrite, inputs=(src,))
+    check_output_path(out, opts.overwrite, inputs=(src,), suffixes=MP4_OUTPUT_SUFFIXES)
     for extra, flag in ((opts.preview, "--preview"), (opts.save_trajectory, "--save-trajectory")):
         if extra is not None:
             parent = Path(extra).parent if str(Path(extra).parent) else Path(".")
