@@ -53,7 +53,8 @@ def command(
         raise UsageError(f"--smooth must be within 0..60 seconds, got {smooth}")
     if not 128 <= analysis_width <= 4096:
         raise UsageError(f"--analysis-width must be within 128..4096, got {analysis_width}")
-    info = check_erp_video(input)
+    info = check_erp_video(input, allow_stereo=True)
+    stereo = info.spherical.stereo if info.spherical is not None else "none"
     check_output_path(output, overwrite, inputs=(input,), suffixes=MP4_OUTPUT_SUFFIXES)
     if save_trajectory is not None:
         check_output_path(save_trajectory, True, inputs=(input, output))
@@ -61,23 +62,24 @@ def command(
     t0 = time.perf_counter()
     with stage_progress(progress_enabled(quiet, json_output)) as progress:
         task = progress.add_task("measure rotation", total=info.frame_count)
-        traj = estimate_video_rotations(input, analysis_width, on_frame=lambda n: progress.update(task, completed=n))
+        traj = estimate_video_rotations(input, analysis_width, on_frame=lambda n: progress.update(task, completed=n),
+                                        stereo=stereo)
         up_world, level_info = None, {"applied": False}
         if level:
-            up_world, level_info = _estimate_up(input, traj, analysis_width)
+            up_world, level_info = _estimate_up(input, traj, analysis_width, stereo)
             if up_world is None:
                 note(f"warning: not levelled: {level_info['reason']}", quiet)
         S, R = target_path(traj, mode.value, smooth, up_world)
         M = corrections(R, S)
         task = progress.add_task("render", total=info.frame_count)
-        with spherical_output(output, overwrite=overwrite) as tmp:
-            frames = render_corrected(input, tmp, M, info.fps, crf=crf,
+        with spherical_output(output, overwrite=overwrite, stereo=stereo) as tmp:
+            frames = render_corrected(input, tmp, M, info.fps, crf=crf, stereo=stereo,
                                       on_frame=lambda n: progress.update(task, completed=n))
     if save_trajectory is not None:
         traj.save(save_trajectory)
     steps = rotation_angle_deg(traj.R[1:], traj.R[:-1]) if len(traj) > 1 else np.zeros(1)
     summary = {
-        "output": str(output), "frames": frames, "mode": mode.value,
+        "output": str(output), "frames": frames, "mode": mode.value, "stereo": stereo,
         "smooth_s": smooth if mode == Mode.smooth else None, "level": level_info,
         "rotation_deg_per_frame": {"mean": round(float(steps.mean()), 4), "max": round(float(steps.max()), 4)},
         "max_correction_deg": round(float(rotation_angle_deg(M, np.eye(3)).max()), 3),
@@ -90,22 +92,23 @@ def command(
              f"{', levelled' if level_info.get('applied') else ''}", quiet)
 
 
-def _estimate_up(path: Path, traj, analysis_width: int, samples: int = 5):
+def _estimate_up(path: Path, traj, analysis_width: int, stereo: str = "none", samples: int = 5):
     """World up from the vertical lines of a few frames (each frame's up turned into the world)."""
     import cv2
     import numpy as np
 
     from pano360.io.reader import iter_frames
+    from pano360.post.inputs import first_eye
     from pano360.post.level import estimate_up
 
     picks = set(np.linspace(0, len(traj) - 1, min(samples, len(traj))).round().astype(int).tolist())
     ups, weights = [], []
-    for f in iter_frames(path, max_width=analysis_width):
+    for f in iter_frames(path, max_width=analysis_width * (2 if stereo == "left-right" else 1)):
         if f.index > max(picks):
             break
         if f.index not in picks:
             continue
-        gray = cv2.cvtColor(f.rgb, cv2.COLOR_RGB2GRAY)
+        gray = first_eye(cv2.cvtColor(f.rgb, cv2.COLOR_RGB2GRAY), stereo)
         try:
             up, share = estimate_up(gray, np.random.default_rng(f.index))
         except ValueError:

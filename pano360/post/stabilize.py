@@ -16,6 +16,7 @@ import numpy as np
 from pano360.canvas import yuv420_planes
 from pano360.errors import Pano360Error
 from pano360.io.reader import iter_frames
+from pano360.io.stereo import split_eye, split_eye_yuv420
 from pano360.post.smoothing import level_path, smooth_lock, smooth_plain
 from pano360.post.sphere_motion import SphereTracker
 from pano360.project.remap import rotate_erp_table, sample_erp_table
@@ -29,24 +30,24 @@ MODES = ("lock", "smooth")
 
 
 def estimate_video_rotations(path: str | Path, analysis_width: int = 960, max_frames: int | None = None,
-                             on_frame: Callable[[int], None] | None = None) -> Trajectory:
+                             on_frame: Callable[[int], None] | None = None, stereo: str = "none") -> Trajectory:
     """Every frame's rotation (camera to world = frame 0's camera) of an ERP video, measured on
-    gray frames downscaled to ``analysis_width`` (:mod:`pano360.post.sphere_motion`)."""
+    gray frames downscaled to ``analysis_width`` (:mod:`pano360.post.sphere_motion`); on the left
+    eye of a stereo video (both eyes turn together)."""
     tracker = None
     times, Rs, inl = [], [], []
     width = height = 0
-    for f in iter_frames(path, max_width=analysis_width):
+    for f in iter_frames(path, max_width=analysis_width * (2 if stereo == "left-right" else 1)):
         if max_frames is not None and f.index >= max_frames:
             break
-        gray = cv2.cvtColor(f.rgb, cv2.COLOR_RGB2GRAY)
+        gray = split_eye(cv2.cvtColor(f.rgb, cv2.COLOR_RGB2GRAY), stereo)
         if tracker is None:
-            height, width = gray.shape
-            if width != 2 * height:
-                gray = cv2.resize(gray, (2 * height, height), interpolation=cv2.INTER_AREA)
-                width = 2 * height
+            # The tracker wants 2:1; an eye stored squeezed (1920x540) gets its rows back.
+            width = gray.shape[1] - gray.shape[1] % 2
+            height = width // 2
             tracker = SphereTracker(width, height, generator=np.random.default_rng(0))
-        elif gray.shape != (height, width):
-            gray = cv2.resize(gray, (width, height), interpolation=cv2.INTER_AREA)
+        if gray.shape != (height, width):
+            gray = cv2.resize(gray, (width, height), interpolation=cv2.INTER_LINEAR)
         R, n = tracker.update(f.index, gray)
         times.append(f.time_s)
         Rs.append(R)
@@ -80,23 +81,36 @@ def target_path(traj: Trajectory, mode: str = "lock", smooth_s: float = 0.5,
     return S, R
 
 
-def _rotate_yuv420(frame, M: np.ndarray) -> np.ndarray:
+def _rotate_yuv420(frame, M: np.ndarray, stereo: str = "none") -> np.ndarray:
     """Re-orient one 4:2:0 ERP frame (``project.remap.rotate_erp_table`` per plane; the chroma
-    planes are ERPs of half the size) into a packed yuv420p array."""
+    planes are ERPs of half the size) into a packed yuv420p array; each eye of a stereo frame
+    alike (an eye may be stored squeezed, e.g. 1920x540)."""
     h, w = frame.y.shape
-    luma = rotate_erp_table(M, w, h)
-    chroma = rotate_erp_table(M, w // 2, h // 2)
     out = np.empty((h * 3 // 2, w), dtype=np.uint8)
-    for dst, plane, table in zip(yuv420_planes(out, h), (frame.y, frame.u, frame.v), (luma, chroma, chroma)):
-        dst[:] = sample_erp_table(np.ascontiguousarray(plane), table)
+    y, u, v = yuv420_planes(out, h)
+    eyes = [((frame.y, frame.u, frame.v), (y, u, v))]
+    if stereo != "none":
+        eyes = [(split_eye_yuv420(frame.y, frame.u, frame.v, stereo, eye), split_eye_yuv420(y, u, v, stereo, eye))
+                for eye in ("left", "right")]
+        if sum(e[0][0].size for e in eyes) != frame.y.size:  # a frame not divisible by 4: its last rows/columns stay
+            for d, plane in zip((y, u, v), (frame.y, frame.u, frame.v)):
+                d[:] = plane
+    for src, dst in eyes:
+        eh, ew = src[0].shape
+        luma = rotate_erp_table(M, ew, eh, any_aspect=True)
+        chroma = rotate_erp_table(M, ew // 2, eh // 2, any_aspect=True)
+        for d, plane, table in zip(dst, src, (luma, chroma, chroma)):
+            d[:] = sample_erp_table(np.ascontiguousarray(plane), table, any_aspect=True)
     return out
 
 
 def render_corrected(src: str | Path, dst: str | Path, M: np.ndarray, fps: float | Fraction, *, crf: int = 18,
-                     audio: bool = True, workers: int = 2, on_frame: Callable[[int], None] | None = None) -> int:
+                     audio: bool = True, workers: int = 2, on_frame: Callable[[int], None] | None = None,
+                     stereo: str = "none") -> int:
     """Re-orient frame i of the ERP video ``src`` by ``M[i]`` (``rotate_erp``'s rule) into ``dst``;
-    returns the frame count. Frames past ``len(M)`` reuse the last correction. Works on the
-    decoder's 4:2:0 planes (no RGB round trip), rendering on ``workers`` threads while encoding."""
+    returns the frame count. Frames past ``len(M)`` reuse the last correction; both eyes of a
+    ``stereo`` video turn by the same. Works on the decoder's 4:2:0 planes (no RGB round trip),
+    rendering on ``workers`` threads while encoding."""
     from concurrent.futures import ThreadPoolExecutor
 
     from pano360.io.colour import read_colour
@@ -116,7 +130,7 @@ def render_corrected(src: str | Path, dst: str | Path, M: np.ndarray, fps: float
                     # Each frame keeps the input frame's time (a variable-rate input stays in step with its audio).
                     writer = VideoWriter(dst, w, h, fps, crf=crf, audio_from=src if audio else None, vfr=True,
                                          time_base=frame_time_base(src), colour=colour)
-                pending.append((pool.submit(_rotate_yuv420, f, M[min(f.index, len(M) - 1)]), f.time_s))
+                pending.append((pool.submit(_rotate_yuv420, f, M[min(f.index, len(M) - 1)], stereo), f.time_s))
                 while len(pending) > workers + 1:
                     job, time_s = pending.popleft()
                     writer.write_yuv420(job.result(), time_s)

@@ -32,9 +32,14 @@ __all__ = [
 ]
 
 
-def check_erp_size(width: int, height: int) -> None:
-    """Raise ValueError unless ``width == 2 * height`` and both are positive."""
-    if height <= 0 or width != 2 * height:
+def check_erp_size(width: int, height: int, any_aspect: bool = False) -> None:
+    """Raise ValueError unless ``width == 2 * height`` and both are positive.
+
+    ``any_aspect`` accepts other aspects too, for an ERP stored with non-square pixels (one eye of
+    a stereo video squeezed into half the frame, 1920x540): longitude still spans the width and
+    latitude the height, so the formulas above hold as they are.
+    """
+    if height <= 0 or width <= 0 or (width != 2 * height and not any_aspect):
         raise ValueError(f"an ERP image must be W = 2H, got {width}x{height}")
 
 

@@ -94,10 +94,12 @@ def _pole_padded(erp: np.ndarray, v_min: float, v_max: float, taps: int) -> tupl
     return np.concatenate(parts), (k if top else 0) - r0
 
 
-def sample_erp_table(erp: np.ndarray, table: ErpTable, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
-    """Sample an ERP image ``(H, W[, C])`` with a fixed-point table (columns wrap, poles padded)."""
+def sample_erp_table(erp: np.ndarray, table: ErpTable, interpolation: int = cv2.INTER_LINEAR,
+                     any_aspect: bool = False) -> np.ndarray:
+    """Sample an ERP image ``(H, W[, C])`` with a fixed-point table (columns wrap, poles padded);
+    ``any_aspect``: see :func:`pano360.project.erp.check_erp_size` (a squeezed stereo eye)."""
     h, w = erp.shape[:2]
-    check_erp_size(w, h)
+    check_erp_size(w, h, any_aspect)
     if interpolation == cv2.INTER_NEAREST:
         raise ValueError("fixed-point tables hold interpolation fractions; use sample_erp for INTER_NEAREST")
     src, shift = _pole_padded(erp, table.v_min, table.v_max, _TAPS.get(interpolation, 4))
@@ -213,10 +215,11 @@ def _rotation_terms(R: np.ndarray, erp_w: int, erp_h: int) -> tuple[np.ndarray, 
     return -(np.outer(R[:, 0], np.sin(lon)) + np.outer(R[:, 2], np.cos(lon))), np.outer(R[:, 1], np.tan(lat))
 
 
-def rotate_erp_table(R: np.ndarray, erp_w: int, erp_h: int, precise: bool = True) -> ErpTable:
-    """:func:`rotate_erp_map` as a fixed-point :class:`ErpTable`."""
+def rotate_erp_table(R: np.ndarray, erp_w: int, erp_h: int, precise: bool = True, any_aspect: bool = False) -> ErpTable:
+    """:func:`rotate_erp_map` as a fixed-point :class:`ErpTable`; ``any_aspect``: see
+    :func:`pano360.project.erp.check_erp_size` (a squeezed stereo eye)."""
     R = check_rotations(R)
-    check_erp_size(erp_w, erp_h)
+    check_erp_size(erp_w, erp_h, any_aspect)
     return ErpTable(*fixed_separable(*_rotation_terms(R, erp_w, erp_h), erp_w, erp_h, precise))
 
 
