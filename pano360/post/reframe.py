@@ -40,32 +40,19 @@ def render_yuv420(frame: Yuv420, R: np.ndarray, hfov_deg: float, projection: str
     whether its table had to be built exactly (see :func:`pano360.project.viewmap.view_map`)."""
     if step > 1 and step % 2:
         raise ValueError(f"the coarse table step must be even for 4:2:0, got {step}")
+    # Any aspect: a stereo eye may be stored squeezed (congo.mp4: 1920x540 per eye).
     erp_h, erp_w = frame.y.shape
-    # Tables are made for a 2:1 ERP; a stereo eye stored squeezed (congo.mp4: 1920x540 per eye)
-    # has its rows scaled after.
-    full_h = erp_w // 2
     out = np.empty((height * 3 // 2, width), dtype=np.uint8)
     y, u, v = yuv420_planes(out, height)  # remapped straight into the packed frame
-    nodes = coarse_nodes(R, hfov_deg, projection, width, height, erp_w, full_h, step) if step > 1 else None
+    nodes = coarse_nodes(R, hfov_deg, projection, width, height, erp_w, erp_h, step) if step > 1 else None
     if nodes is not None:
-        _squeeze_rows(nodes, full_h, erp_h)
         sample_yuv420_coarse((frame.y, frame.u, frame.v), nodes, step, (y, u, v))
         return out, False
-    luma, chroma = view_map(R, hfov_deg, projection, width, height, erp_w, full_h, step=1, chroma=True)
-    _squeeze_rows(luma.xy, full_h, erp_h)
-    _squeeze_rows(chroma.xy, full_h // 2, erp_h // 2)
+    luma, chroma = view_map(R, hfov_deg, projection, width, height, erp_w, erp_h, step=1, chroma=True)
     sample(frame.y, luma, _BLACK[0], out=y)
     sample(frame.u, chroma, _BLACK[1], out=u)
     sample(frame.v, chroma, _BLACK[2], out=v)
     return out, luma.exact
-
-
-def _squeeze_rows(xy: np.ndarray, full_h: int, h: int) -> None:
-    """Move a table's ERP rows (``xy[..., 1]``, in place) from a ``full_h``-row plane to the same
-    latitudes in an ``h``-row one, clamped as :mod:`pano360.project.viewmap` clamps them."""
-    if h != full_h:
-        rows = xy[..., 1]
-        np.clip((rows + 0.5) * (h / full_h) - 0.5, 0, h - 1, out=rows)
 
 
 @dataclass(frozen=True)

@@ -48,15 +48,16 @@ _TAPS = {cv2.INTER_NEAREST: 1, cv2.INTER_LINEAR: 1, cv2.INTER_CUBIC: 2, cv2.INTE
 
 
 def erp_to_persp_map(R: np.ndarray, hfov_deg: float, out_w: int, out_h: int, erp_w: int, erp_h: int,
-                     precise: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                     precise: bool = True, any_aspect: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Table sampling an ERP ``erp_w x erp_h`` into an ``out_w x out_h`` view of rotation ``R`` and FOV.
 
     Returns ``map_x, map_y`` float32 ``(out_h, out_w)`` in ERP pixel coordinates, ``map_x`` in
     ``[-0.5, W - 0.5)``, ``map_y`` in ``[-0.5, H - 0.5]``. ``precise=False`` skips the Newton step
-    of the arctangent (2.5x faster to build, error up to 0.11 px at W = 4096).
+    of the arctangent (2.5x faster to build, error up to 0.11 px at W = 4096). ``any_aspect``: see
+    :func:`pano360.project.erp.check_erp_size` (a squeezed stereo eye).
     """
     R = check_rotations(R)
-    check_erp_size(erp_w, erp_h)
+    check_erp_size(erp_w, erp_h, any_aspect)
     col, row = _view_terms(R, hfov_deg, out_w, out_h)
     return uv_separable(col, row, erp_w, erp_h, precise)
 

@@ -109,7 +109,7 @@ def view_map(R: np.ndarray, hfov_deg: float, projection: str, width: int, height
         o = step // 2
         return luma, ViewMap(up[o:o + height // 2, o:o + width // 2], None, exact=False)
     if projection == "rectilinear":
-        mx, my = erp_to_persp_map(R, hfov_deg, width, height, erp_w, erp_h)
+        mx, my = erp_to_persp_map(R, hfov_deg, width, height, erp_w, erp_h, any_aspect=True)  # as the coarse path
         luma = ViewMap(_table(mx, my, erp_h), None, exact=True)
     else:
         rays, valid = projection_rays(projection, width, height, float(hfov_deg))
