@@ -16,7 +16,8 @@ import numpy as np
 from pano360.canvas import yuv420_planes
 from pano360.errors import Pano360Error
 from pano360.io.reader import iter_frames
-from pano360.io.stereo import split_eye, split_eye_yuv420
+from pano360.io.stereo import split_eye_yuv420
+from pano360.post.inputs import first_eye
 from pano360.post.smoothing import level_path, smooth_lock, smooth_plain
 from pano360.post.sphere_motion import SphereTracker
 from pano360.project.remap import rotate_erp_table, sample_erp_table
@@ -40,9 +41,9 @@ def estimate_video_rotations(path: str | Path, analysis_width: int = 960, max_fr
     for f in iter_frames(path, max_width=analysis_width * (2 if stereo == "left-right" else 1)):
         if max_frames is not None and f.index >= max_frames:
             break
-        gray = split_eye(cv2.cvtColor(f.rgb, cv2.COLOR_RGB2GRAY), stereo)
+        gray = first_eye(cv2.cvtColor(f.rgb, cv2.COLOR_RGB2GRAY), stereo)  # a squeezed eye gets its rows back
         if tracker is None:
-            # The tracker wants 2:1; an eye stored squeezed (1920x540) gets its rows back.
+            # The tracker wants 2:1 (a mono frame downscaled to an odd size may be a pixel off).
             width = gray.shape[1] - gray.shape[1] % 2
             height = width // 2
             tracker = SphereTracker(width, height, generator=np.random.default_rng(0))
