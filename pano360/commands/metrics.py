@@ -42,7 +42,7 @@ def command(
     if max_frames is not None and max_frames < 1:
         raise UsageError(f"--max-frames must be at least 1, got {max_frames}")
     info = check_erp_video(video, allow_stereo=True)
-    stereo = info.spherical.stereo if info.spherical is not None else "none"
+    stereo = info.stereo
 
     coverage = None
     if trajectory is not None:

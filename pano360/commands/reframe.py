@@ -84,7 +84,7 @@ def command(
     if path is not None and follow is not None:
         raise UsageError("--path and --follow cannot be combined: give one camera path")
     info = check_erp_video(input, allow_stereo=True)
-    stereo = info.spherical.stereo if info.spherical is not None else "none"
+    stereo = info.stereo
     check_output_path(output, overwrite, inputs=(input,), suffixes=MP4_OUTPUT_SUFFIXES)
 
     proj_name, preset_hfov, preset_pitch = PRESETS[preset.value] if preset else ("rectilinear", None, 0.0)

@@ -54,7 +54,7 @@ def command(
     if not 128 <= analysis_width <= 4096:
         raise UsageError(f"--analysis-width must be within 128..4096, got {analysis_width}")
     info = check_erp_video(input, allow_stereo=True)
-    stereo = info.spherical.stereo if info.spherical is not None else "none"
+    stereo = info.stereo
     check_output_path(output, overwrite, inputs=(input,), suffixes=MP4_OUTPUT_SUFFIXES)
     if save_trajectory is not None:
         check_output_path(save_trajectory, True, inputs=(input, output))

@@ -54,6 +54,11 @@ class VideoInfo:
         """Carries 360 metadata (whatever its projection)."""
         return self.spherical is not None
 
+    @property
+    def stereo(self) -> str:
+        """The stereo layout its 360 metadata declares ("top-bottom", "left-right"), else "none"."""
+        return self.spherical.stereo if self.spherical is not None else "none"
+
     def to_dict(self) -> dict:
         """JSON-ready dict (fps as a float plus its exact fraction)."""
         d = asdict(self)
