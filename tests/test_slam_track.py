@@ -43,6 +43,18 @@ def test_clean_landscape_clip_within_goal(erp, tmp_path):
     assert np.allclose(res.trajectory.R[0], np.eye(3))
 
 
+def test_half_size_seed_option_tracks_within_goal(erp, tmp_path):
+    # TrackerConfig(seed_scale=2): frame-to-frame seeds on half-size frames, positions still from
+    # the full-size keyframe (the faster variant, not the default: see docs/bench_track.md).
+    from pano360.slam.frontend import TrackerConfig
+
+    times, R = phone_path(2.5, 30.0, np.random.default_rng(21), start_yaw_deg=-60.0)
+    truth = write_clip(tmp_path / "clean.mp4", erp, times, R, 55.0, 480, 270, 30.0)
+    res = track_clip(tmp_path / "clean.mp4", config=TrackerConfig(seed_scale=2, seed_win=15, agree_px=0.7))
+    med, mx, fov = _errors(res.trajectory, truth)
+    assert med <= 0.05 and mx <= 0.2 and fov <= 0.5, (med, mx, fov)
+
+
 def test_hard_portrait_clip_within_goal(erp, tmp_path):
     # Motion blur, noise, exposure wobble, a 20 ms rolling shutter and a textured object crossing the view.
     times, R = phone_path(2.5, 30.0, np.random.default_rng(22), start_yaw_deg=100.0)

@@ -20,6 +20,7 @@ the estimate (NOTES.md, "Rotation and focal estimation on a CPU").
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -50,7 +51,13 @@ class TrackerConfig:
     min_eig: float = 1e-4  # absolute corner strength floor (about 5x what sensor noise gives at 640 px)
     win: int = 21  # KLT window (OpenCV's default): on weak texture 15 px windows hold too little gradient
     levels: int = 3
-    fb_max_px: float = 0.7
+    # Frame-to-frame tracking (the seed) on frames this many times smaller, with this window there.
+    # 2 with a 15 px window costs ~30 % less tracking time but moved 3 borderline clips of 34 across
+    # their goals (docs/bench_track.md, "Session 9"), so full size stays the default.
+    seed_scale: int = 1
+    seed_win: int = 21
+    fb_max_px: float = 0.7  # forward-backward disagreement allowed, in the seed's pixels
+    agree_px: float = 1.0  # how far the precise position may lie from the seed's
     ransac_px: float = 2.5
     kf_inlier_ratio: float = 0.6
     kf_disp_frac: float = 0.12
@@ -183,7 +190,7 @@ class Tracker:
         self._orb = cv2.ORB_create(cfg.orb_features)
         # One worker: keyframes' ORB features are for the back end, so they need not hold up tracking.
         self._orb_pool = ThreadPoolExecutor(1, thread_name_prefix="pano360-orb")
-        self._prev = None
+        self._prev = None  # the previous frame at the seed's scale
         self._kf_img = None
         self._pts = _empty2()  # live tracks in the previous frame
         self._ids = np.zeros(0, np.int64)
@@ -255,7 +262,8 @@ class Tracker:
         """Track one frame; returns (and records) its :class:`FrameObs`."""
         cfg = self.config
         index = len(self.frames)
-        obs = None if self._lost else self._track(index, gray)
+        small = self._seed_image(gray)
+        obs = None if self._lost else self._track(index, gray, small)
         self._streak = self._streak + 1 if obs is not None else 0
         if self._streak >= 3:
             self._last_steady = index
@@ -295,9 +303,16 @@ class Tracker:
                     # The clip opens on too few corners (sky, a blank wall): the frames after it are
                     # aligned directly to this one, which becomes a keyframe once one of them lines up.
                     self._before_break = (None, gray, np.eye(3), np.eye(3), index)
-        self._prev = gray  # the Python binding of calcOpticalFlowPyrLK takes images, not prebuilt pyramids
+        self._prev = small
         self.frames.append(obs)
         return obs
+
+    def _seed_image(self, gray: np.ndarray) -> np.ndarray:
+        """The frame at the seed's scale (area filter: pixel ``x`` there covers ``s x .. s x + s - 1`` here)."""
+        s = self.config.seed_scale
+        if s == 1:
+            return gray
+        return cv2.resize(gray, (self.width // s, self.height // s), interpolation=cv2.INTER_AREA)
 
     def _align_to_break(self, index: int, gray: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, float, float] | None:
         """Align a frame after a break in tracking directly (intensities, not corners) to the last
@@ -424,7 +439,7 @@ class Tracker:
         err = np.linalg.norm(cv2.perspectiveTransform(src.reshape(-1, 1, 2), H).reshape(-1, 2) - dst, axis=1)
         return H, err < thresh
 
-    def _track(self, index: int, gray: np.ndarray) -> FrameObs | None:
+    def _track(self, index: int, gray: np.ndarray, small: np.ndarray) -> FrameObs | None:
         cfg = self.config
         # The last motion still predicts this one if tracking was steady within the last 10 frames.
         self._trusted = index - self._last_steady <= 10
@@ -433,13 +448,21 @@ class Tracker:
         p0 = self._pts.reshape(-1, 1, 2)
         pred = cv2.perspectiveTransform(p0, self._H_step)
         crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 0.01)
-        p1, st, _ = cv2.calcOpticalFlowPyrLK(self._prev, gray, p0, pred.copy(), winSize=(cfg.win, cfg.win), maxLevel=cfg.levels,
+        # The seed: frame to frame on smaller frames (the precise position comes from the keyframe
+        # below, so this only has to land within KLT's reach of it, and to flag tracks that slip).
+        s = float(cfg.seed_scale)
+        off = 0.5 / s - 0.5  # pixel centres: x here is (x + 0.5) / s - 0.5 there
+        win = (cfg.seed_win, cfg.seed_win)
+        q0 = p0 / s + off
+        q1, st, _ = cv2.calcOpticalFlowPyrLK(self._prev, small, q0, pred / s + off, winSize=win,
+                                             maxLevel=max(0, cfg.levels - int(round(math.log2(s)))),
                                              criteria=crit, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
         # The backward check starts where the forward track began, so it needs no deep pyramid.
-        pb, st2, _ = cv2.calcOpticalFlowPyrLK(gray, self._prev, p1, p0.copy(), winSize=(cfg.win, cfg.win), maxLevel=1,
+        qb, st2, _ = cv2.calcOpticalFlowPyrLK(small, self._prev, q1, q0.copy(), winSize=win, maxLevel=1,
                                               criteria=crit, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
+        p1 = (q1 - off) * s
+        fb = np.linalg.norm((qb - q0).reshape(-1, 2), axis=1)
         p1 = p1.reshape(-1, 2)
-        fb = np.linalg.norm(pb.reshape(-1, 2) - self._pts, axis=1)
         inside = self._in_frame(p1)
         good = (st.ravel() == 1) & (st2.ravel() == 1) & (fb < cfg.fb_max_px) & inside
         if good.sum() < cfg.min_inliers:
@@ -465,7 +488,7 @@ class Tracker:
                                               criteria=crit, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
         pk = pk.reshape(-1, 2)
         idx = np.flatnonzero(good)
-        agree = (stk.ravel() == 1) & (np.linalg.norm(pk - cur, axis=1) < 1.0) & mask
+        agree = (stk.ravel() == 1) & (np.linalg.norm(pk - cur, axis=1) < cfg.agree_px) & mask
         good[idx[~agree]] = False
         p1[idx[agree]] = pk[agree]
         if good.sum() < cfg.min_inliers:
