@@ -17,6 +17,7 @@ from pano360.io.reader import iter_frames
 from pano360.io.writer import VideoWriter
 from pano360.project.rotation import rotation_angle_deg
 from pano360.slam.estimate import estimate_result, estimate_rotations, track_clip
+from pano360.slam.frontend import TrackerConfig
 from pano360.synth import HARD, load_erp, phone_path, render_frames, static_path, write_clip
 from pano360.trajectory import Trajectory
 from tests.conftest import shared_file
@@ -32,10 +33,17 @@ def _errors(traj: Trajectory, truth: Trajectory) -> tuple[float, float, float]:
     return float(np.median(err)), float(err.max()), 100 * abs(traj.hfov_deg - truth.hfov_deg) / truth.hfov_deg
 
 
-def test_clean_landscape_clip_within_goal(erp, tmp_path):
+@pytest.fixture(scope="module")
+def clean_clip(erp, tmp_path_factory):
+    """A clean landscape phone clip and its true trajectory."""
+    path = tmp_path_factory.mktemp("clean") / "clean.mp4"
     times, R = phone_path(2.5, 30.0, np.random.default_rng(21), start_yaw_deg=-60.0)
-    truth = write_clip(tmp_path / "clean.mp4", erp, times, R, 55.0, 480, 270, 30.0)
-    res = track_clip(tmp_path / "clean.mp4")
+    return path, write_clip(path, erp, times, R, 55.0, 480, 270, 30.0)
+
+
+def test_clean_landscape_clip_within_goal(clean_clip):
+    path, truth = clean_clip
+    res = track_clip(path)
     med, mx, fov = _errors(res.trajectory, truth)
     # Goals for clean clips: median <= 0.05 deg, max <= 0.2 deg, FOV <= 0.5 % (measured 0.011 / 0.022 / 0.006 %).
     assert med <= 0.05 and mx <= 0.2 and fov <= 0.5, (med, mx, fov)
@@ -43,14 +51,11 @@ def test_clean_landscape_clip_within_goal(erp, tmp_path):
     assert np.allclose(res.trajectory.R[0], np.eye(3))
 
 
-def test_half_size_seed_option_tracks_within_goal(erp, tmp_path):
+def test_half_size_seed_option_tracks_within_goal(clean_clip):
     # TrackerConfig(seed_scale=2): frame-to-frame seeds on half-size frames, positions still from
     # the full-size keyframe (the faster variant, not the default: see docs/bench_track.md).
-    from pano360.slam.frontend import TrackerConfig
-
-    times, R = phone_path(2.5, 30.0, np.random.default_rng(21), start_yaw_deg=-60.0)
-    truth = write_clip(tmp_path / "clean.mp4", erp, times, R, 55.0, 480, 270, 30.0)
-    res = track_clip(tmp_path / "clean.mp4", config=TrackerConfig(seed_scale=2, seed_win=15, agree_px=0.7))
+    path, truth = clean_clip
+    res = track_clip(path, config=TrackerConfig(seed_scale=2, seed_win=15, agree_px=0.7))
     med, mx, fov = _errors(res.trajectory, truth)
     assert med <= 0.05 and mx <= 0.2 and fov <= 0.5, (med, mx, fov)
 

@@ -460,9 +460,8 @@ class Tracker:
         # The backward check starts where the forward track began, so it needs no deep pyramid.
         qb, st2, _ = cv2.calcOpticalFlowPyrLK(small, self._prev, q1, q0.copy(), winSize=win, maxLevel=1,
                                               criteria=crit, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
-        p1 = (q1 - off) * s
+        p1 = ((q1 - off) * s).reshape(-1, 2)
         fb = np.linalg.norm((qb - q0).reshape(-1, 2), axis=1)
-        p1 = p1.reshape(-1, 2)
         inside = self._in_frame(p1)
         good = (st.ravel() == 1) & (st2.ravel() == 1) & (fb < cfg.fb_max_px) & inside
         if good.sum() < cfg.min_inliers:
