@@ -7,52 +7,83 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Iterable, Iterator, TypeVar
+from typing import Generic, Iterable, Iterator, TypeVar
 
-__all__ = ["prefetch"]
+__all__ = ["Prefetch", "prefetch"]
 
 T = TypeVar("T")
 _DONE = object()
 
 
-def prefetch(items: Iterable[T], depth: int = 3) -> Iterator[T]:
-    """Yield ``items`` in order while a background thread computes up to ``depth`` ahead.
+class Prefetch(Iterator[T], Generic[T]):
+    """The iterator :func:`prefetch` returns: its thread runs from construction on."""
 
-    An exception in the producer is raised in the consumer at the same position; closing the
-    returned generator (or an exception in the consumer) stops the producer.
-    """
-    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
-    stop = threading.Event()
+    def __init__(self, items: Iterable[T], depth: int = 3) -> None:
+        q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        stop = threading.Event()
 
-    def put(item) -> bool:
-        while not stop.is_set():
+        # The thread's closure holds the queue and the flag, never self: dropping the iterator
+        # (a consumer that stopped early) lets __del__ stop the producer.
+        def put(item) -> bool:
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def run() -> None:
             try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run() -> None:
-        try:
-            for item in items:
-                if not put((True, item)):
-                    return
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            put((False, exc))
-            return
-        put((True, _DONE))
-
-    thread = threading.Thread(target=run, name="pano360-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            ok, item = q.get()
-            if not ok:
-                raise item
-            if item is _DONE:
+                for item in items:
+                    if not put((True, item)):
+                        return
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+                put((False, exc))
                 return
-            yield item
-    finally:
-        stop.set()
-        thread.join(timeout=5.0)
+            put((True, _DONE))
+
+        self._queue, self._stop, self._done = q, stop, False
+        self._thread = threading.Thread(target=run, name="pano360-prefetch", daemon=True)
+        self._thread.start()
+
+    def __iter__(self) -> Prefetch[T]:
+        return self
+
+    def __next__(self) -> T:
+        if self._done:
+            raise StopIteration
+        try:
+            ok, item = self._queue.get()
+        except BaseException:
+            self.close()
+            raise
+        if not ok:
+            self.close()
+            raise item
+        if item is _DONE:
+            self.close()
+            raise StopIteration
+        return item
+
+    def close(self) -> None:
+        """Stop the producer (it finishes the item in hand) and wait a moment for its thread."""
+        self._done = True
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5.0)
+
+    def __del__(self) -> None:
+        stop = getattr(self, "_stop", None)  # None when __init__ failed
+        if stop is not None:
+            stop.set()
+
+
+def prefetch(items: Iterable[T], depth: int = 3) -> Prefetch[T]:
+    """Iterate ``items`` in order while a background thread computes up to ``depth`` ahead; the
+    thread starts at once (work before the first ``next`` overlaps with it).
+
+    An exception in the producer is raised in the consumer at the same position; ``close()`` (or
+    dropping the iterator) stops the producer.
+    """
+    return Prefetch(items, depth)
