@@ -67,3 +67,17 @@ def test_writer_says_which_matrix_its_frames_use(tmp_path):
     with VideoWriter(tmp_path / "plain.mp4", 64, 32, 30) as w:
         w.write_yuv420(np.full((48, 64), 90, np.uint8))
     assert read_colour(tmp_path / "plain.mp4") == ColourInfo()
+
+
+@pytest.mark.parametrize("rel", ["clips/cup.mp4", "clips/vtest.avi", "clips/tree.avi", "video360/testRoom1_1920Mono.mp4"])
+def test_the_probe_reads_the_writer_facts_without_another_open(rel):
+    """``VideoInfo.colour`` / ``frame_time_base`` are what ``read_colour`` / ``frame_time_base``
+    give, from the probe's one open."""
+    from pano360.io.probe import probe_video
+    from pano360.io.reader import frame_time_base
+
+    path = shared_file(rel)
+    info = probe_video(path)
+    assert info.colour == read_colour(path)
+    assert info.frame_time_base == frame_time_base(path) and info.frame_time_base.numerator == 1
+    assert info.to_dict()["frame_time_base"] == str(info.frame_time_base)

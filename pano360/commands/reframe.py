@@ -129,7 +129,7 @@ def command(
     with stage_progress(progress_enabled(quiet, json_output)) as progress:
         task = progress.add_task("reframe", total=info.frame_count)
         with atomic_output(output, overwrite=overwrite) as tmp:
-            result = reframe_video(input, tmp, camera, proj_name, width, height, crf=crf, stereo=stereo,
+            result = reframe_video(input, tmp, camera, proj_name, width, height, crf=crf, stereo=stereo, info=info,
                                    on_frame=lambda n: progress.update(task, completed=n))
     seconds = time.perf_counter() - t0
     summary = {"output": str(output), "frames": result.frames, "width": width, "height": height,

@@ -73,7 +73,7 @@ def command(
         M = corrections(R, S)
         task = progress.add_task("render", total=info.frame_count)
         with spherical_output(output, overwrite=overwrite, stereo=stereo) as tmp:
-            frames = render_corrected(input, tmp, M, info.fps, crf=crf, stereo=stereo,
+            frames = render_corrected(input, tmp, M, info, crf=crf, stereo=stereo,
                                       on_frame=lambda n: progress.update(task, completed=n))
     if save_trajectory is not None:
         traj.save(save_trajectory)

@@ -14,7 +14,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-__all__ = ["ColourInfo", "read_colour", "rgb_to_yuv420", "yuv420_to_rgb"]
+__all__ = ["ColourInfo", "frame_colour", "read_colour", "rgb_to_yuv420", "yuv420_to_rgb"]
 
 
 @dataclass(frozen=True)
@@ -48,15 +48,19 @@ class ColourInfo:
         return yuv420_to_rgb(packed, self.colorspace, self.full_range)
 
 
+def frame_colour(frame: av.VideoFrame) -> ColourInfo:
+    """The colour tags of a decoded frame (a ``yuvj`` format counts as full range)."""
+    full = int(frame.color_range) == 2 or frame.format.name.startswith("yuvj")
+    return ColourInfo(int(frame.colorspace), 2 if full else int(frame.color_range), int(frame.color_primaries),
+                      int(frame.color_trc))
+
+
 def read_colour(path: str | Path) -> ColourInfo:
-    """The colour tags of the first video frame of ``path`` (all unspecified if it has none)."""
+    """The colour tags of the first video frame of ``path`` (all unspecified if it has none).
+    :func:`pano360.io.probe.probe_video` reads them too (``VideoInfo.colour``) without a second open."""
     with av.open(str(path)) as container:
         frame = next(container.decode(video=0), None)
-        if frame is None:
-            return ColourInfo()
-        full = int(frame.color_range) == 2 or frame.format.name.startswith("yuvj")
-        return ColourInfo(int(frame.colorspace), 2 if full else int(frame.color_range), int(frame.color_primaries),
-                          int(frame.color_trc))
+        return ColourInfo() if frame is None else frame_colour(frame)
 
 
 def _range(full: bool) -> str:

@@ -11,6 +11,8 @@ import av
 
 from pano360.errors import Pano360Error, UsageError
 from pano360.io import mp4box
+from pano360.io.colour import ColourInfo, frame_colour
+from pano360.io.reader import writer_time_base
 from pano360.io.spherical import SphericalInfo, read_spherical
 
 __all__ = ["VideoInfo", "probe_video", "validate_video_input"]
@@ -28,7 +30,10 @@ class VideoInfo:
     """A probed video. ``width``/``height`` are upright (display rotation applied, what
     :func:`pano360.io.reader.iter_frames` yields); ``coded_*`` as stored. ``rotation_deg`` is the
     display rotation, counter-clockwise, in {0, 90, 180, 270}. ``frame_count`` is the container's
-    count when it stores one, else ``round(duration_s * fps)`` (``frame_count_exact`` says which)."""
+    count when it stores one, else ``round(duration_s * fps)`` (``frame_count_exact`` says which).
+    ``colour`` holds the first frame's colour tags and ``frame_time_base`` the time base to write
+    its frames in (as :func:`~pano360.io.colour.read_colour` and
+    :func:`~pano360.io.reader.frame_time_base`, which open the file again)."""
 
     path: Path
     container: str
@@ -48,6 +53,8 @@ class VideoInfo:
     has_audio: bool
     audio_codec: str | None
     spherical: SphericalInfo | None
+    colour: ColourInfo = ColourInfo()
+    frame_time_base: Fraction = Fraction(1, 90000)
 
     @property
     def is_360(self) -> bool:
@@ -66,6 +73,7 @@ class VideoInfo:
         d["fps"] = float(self.fps)
         d["fps_fraction"] = f"{self.fps.numerator}/{self.fps.denominator}"
         d["spherical"] = self.spherical.to_dict() if self.spherical is not None else None
+        d["frame_time_base"] = f"{self.frame_time_base.numerator}/{self.frame_time_base.denominator}"
         d["is_360"] = self.is_360
         return d
 
@@ -176,7 +184,7 @@ def probe_video(path: str | Path) -> VideoInfo:
             duration_s=duration, frame_count=frames, frame_count_exact=exact, codec=codec,
             pix_fmt=pix_fmt, bit_depth=_bit_depth(pix_fmt), has_audio=audio is not None,
             audio_codec=_codec_name(audio) if audio is not None else None,
-            spherical=None,
+            spherical=None, colour=frame_colour(first), frame_time_base=writer_time_base(stream.time_base),
         )
     spherical = read_spherical(path) if fmt.startswith("mov") else None
     if spherical is not None:

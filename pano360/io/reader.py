@@ -13,7 +13,7 @@ import numpy as np
 
 from pano360.errors import Pano360Error
 
-__all__ = ["Frame", "Yuv420", "frame_time_base", "iter_frames", "iter_gray", "iter_gray_sampled", "iter_yuv420", "upright"]
+__all__ = ["Frame", "Yuv420", "frame_time_base", "iter_frames", "iter_gray", "iter_gray_sampled", "iter_yuv420", "upright", "writer_time_base"]
 
 
 @dataclass(frozen=True)
@@ -161,12 +161,18 @@ def _decoded(path: str | Path, max_frames: int | None, start_s: float = 0.0,
 
 
 def frame_time_base(path: str | Path) -> Fraction:
-    """A time base in which every frame time of ``path``'s video is a whole number of ticks: its
-    video stream's own when that is ``1/N`` (MP4, MOV, MKV), else 1/90000 s (AVI counts frames in
-    units such as 66667/1000000 s, which no MP4 track can hold). For a :class:`VideoWriter` with
-    ``vfr=True`` that renders the video frame for frame."""
+    """A time base in which every frame time of ``path``'s video is a whole number of ticks
+    (:func:`writer_time_base` of its video stream's). :func:`pano360.io.probe.probe_video` gives
+    the same as ``VideoInfo.frame_time_base`` without a second open."""
     with av.open(str(path)) as container:
-        tb = container.streams.video[0].time_base if container.streams.video else None
+        return writer_time_base(container.streams.video[0].time_base if container.streams.video else None)
+
+
+def writer_time_base(stream_time_base: Fraction | None) -> Fraction:
+    """The time base to write a video frame for frame: the stream's own when that is ``1/N``
+    (MP4, MOV, MKV), else 1/90000 s (AVI counts frames in units such as 66667/1000000 s, which no
+    MP4 track can hold). For a :class:`VideoWriter` with ``vfr=True``."""
+    tb = stream_time_base
     if tb is not None and tb.numerator == 1 and 0 < tb.denominator <= 10**7:
         return Fraction(tb)
     return Fraction(1, 90000)

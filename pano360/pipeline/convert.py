@@ -178,8 +178,7 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
     from pano360.generate.select import choose_backend
     from pano360.io.atomic import MP4_OUTPUT_SUFFIXES, check_output_path
     from pano360.io.probe import validate_video_input
-    from pano360.io.colour import read_colour
-    from pano360.io.reader import frame_time_base, iter_frames, iter_yuv420
+    from pano360.io.reader import iter_frames, iter_yuv420
     from pano360.io.spherical import spherical_output
     from pano360.io.writer import VideoWriter
     from pano360.pipeline.orient import ORIENTATIONS, follow_shifts, heading_deg
@@ -266,7 +265,7 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
         # The mosaic backend works in the decoder's 4:2:0 planes (no RGB at full size, in or out);
         # other backends (and odd-sized inputs) go through RGB.
         yuv = hasattr(backend, "fill_placed_yuv420") and info.width % 2 == 0 and info.height % 2 == 0
-        colour = read_colour(src)  # the RGB path keeps its primaries and transfer (VideoWriter.write)
+        colour = info.colour  # the RGB path keeps its primaries and transfer (VideoWriter.write)
 
         # Each output frame keeps its input frame's time (a variable-rate clip stays in step with its
         # audio); the backends give one frame per placement, in order.
@@ -305,8 +304,8 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
             filled = backend.fill(prefetch(canvas_from_placement(p) for p in placements()))
         n_written = 0
         with spherical_output(out, overwrite=opts.overwrite) as tmp:
-            with VideoWriter(tmp, width, height, info.fps, crf=opts.crf, preset=opts.preset, audio_from=src,
-                             vfr=True, time_base=frame_time_base(src), colour=colour) as writer:
+            with VideoWriter(tmp, width, height, info.fps, crf=opts.crf, preset=opts.preset, audio_from=src if info.has_audio else None,
+                             vfr=True, time_base=info.frame_time_base, colour=colour) as writer:
                 for i, frame in enumerate(filled):
                     if shifts is not None:
                         frame = _turn(frame, int(shifts[min(i, len(shifts) - 1)]), height if yuv else None)

@@ -8,18 +8,16 @@ and encoding overlap on three threads (OpenCV, numpy and PyAV release the GIL).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
-import av
 import cv2
 import numpy as np
 
 from pano360.canvas import yuv420_planes
 from pano360.errors import Pano360Error
-from pano360.io.colour import read_colour
-from pano360.io.reader import Yuv420, frame_time_base, iter_yuv420
+from pano360.io.probe import VideoInfo, probe_video
+from pano360.io.reader import Yuv420, iter_yuv420
 from pano360.io.stereo import split_eye_yuv420
 from pano360.io.writer import VideoWriter
 from pano360.project.viewmap import coarse_nodes, sample, sample_yuv420_coarse, view_map
@@ -66,19 +64,10 @@ class ReframeResult:
     exact_tables: int  # frames whose table was built exactly (a pole in view)
 
 
-def _video_rate(path: str | Path) -> Fraction:
-    with av.open(str(path)) as c:
-        if not c.streams.video:
-            raise Pano360Error(f"no video stream in {path}")
-        s = c.streams.video[0]
-        rate = s.average_rate or s.guessed_rate or Fraction(30)
-    return Fraction(rate)
-
-
 def reframe_video(src: str | Path, dst: str | Path, camera: CameraFn, projection: str, width: int, height: int, *,
                   crf: int = 18, preset: str = "medium", codec: str = "h264", audio: bool = True,
                   max_frames: int | None = None, step: int = 16, stereo: str = "none",
-                  on_frame: Callable[[int], None] | None = None) -> ReframeResult:
+                  on_frame: Callable[[int], None] | None = None, info: VideoInfo | None = None) -> ReframeResult:
     """Reframe the ERP video ``src`` into ``dst`` (written directly: wrap in ``atomic_output``).
 
     A stereo video (``stereo`` "top-bottom" or "left-right", as its metadata says) is reframed
@@ -87,10 +76,10 @@ def reframe_video(src: str | Path, dst: str | Path, camera: CameraFn, projection
     ``camera(times)`` gives each frame's rotation (camera to world, the ERP's frame) and FOV.
     Three stages overlap, each on its own thread: decoding, rendering (one OpenCV thread while it
     runs) and encoding (x264's own threads). The output carries the input's colour tags
-    (its planes pass through in the input's Y'CbCr).
+    (its planes pass through in the input's Y'CbCr). ``info``: ``src``'s probe, when the caller
+    has one (each open of a 4K video costs ~0.1 s).
     """
     exact = 0
-    fps = _video_rate(src)
 
     def render(f: Yuv420) -> tuple[np.ndarray, bool, float]:
         R, hfov = camera(np.array([f.time_s]))
@@ -98,16 +87,19 @@ def reframe_video(src: str | Path, dst: str | Path, camera: CameraFn, projection
             f = replace(f, **dict(zip("yuv", split_eye_yuv420(f.y, f.u, f.v, stereo))))
         return (*render_yuv420(f, R[0], float(hfov[0]), projection, width, height, step), f.time_s)
 
-    rendered = prefetch(map(render, prefetch(iter_yuv420(src, max_frames))))
     threads = cv2.getNumThreads()
     # Rendering has a thread of its own beside the decoder and x264, which keep the other cores
     # busy: OpenCV's own workers would only add their spin-waits.
     cv2.setNumThreads(1)
+    rendered = None
     try:
+        # Decoding and rendering start now, while the writer opens its file (and the audio).
+        rendered = prefetch(map(render, prefetch(iter_yuv420(src, max_frames))))
+        info = info if info is not None else probe_video(src)
         # Each frame keeps the input frame's time: a variable-rate input stays in step with its audio.
-        with VideoWriter(dst, width, height, fps, codec=codec, crf=crf, preset=preset,
-                         audio_from=src if audio else None, vfr=True, time_base=frame_time_base(src),
-                         colour=read_colour(src)) as writer:
+        with VideoWriter(dst, width, height, info.fps, codec=codec, crf=crf, preset=preset,
+                         audio_from=src if audio and info.has_audio else None, vfr=True,
+                         time_base=info.frame_time_base, colour=info.colour) as writer:
             for packed, was_exact, time_s in rendered:
                 exact += was_exact
                 writer.write_yuv420(packed, time_s)
@@ -115,11 +107,12 @@ def reframe_video(src: str | Path, dst: str | Path, camera: CameraFn, projection
                     on_frame(writer.frames_written)
             frames = writer.frames_written
     finally:
-        rendered.close()  # stops both threads when the writer fails
+        if rendered is not None:
+            rendered.close()  # stops both threads when the writer fails
         cv2.setNumThreads(threads)
     if frames == 0:
         raise Pano360Error(f"no frames decoded from {src}")
-    return ReframeResult(frames=frames, width=width, height=height, fps=float(fps), exact_tables=exact)
+    return ReframeResult(frames=frames, width=width, height=height, fps=float(info.fps), exact_tables=exact)
 
 
 # -- virtual camera paths -------------------------------------------------------------------------

@@ -6,7 +6,6 @@ and rendering."""
 from __future__ import annotations
 
 from collections import deque
-from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
@@ -15,6 +14,7 @@ import numpy as np
 
 from pano360.canvas import yuv420_planes
 from pano360.errors import Pano360Error
+from pano360.io.probe import VideoInfo
 from pano360.io.reader import iter_frames
 from pano360.io.stereo import split_eye_yuv420
 from pano360.post.inputs import first_eye
@@ -105,21 +105,20 @@ def _rotate_yuv420(frame, M: np.ndarray, stereo: str = "none") -> np.ndarray:
     return out
 
 
-def render_corrected(src: str | Path, dst: str | Path, M: np.ndarray, fps: float | Fraction, *, crf: int = 18,
+def render_corrected(src: str | Path, dst: str | Path, M: np.ndarray, info: VideoInfo, *, crf: int = 18,
                      audio: bool = True, workers: int = 2, on_frame: Callable[[int], None] | None = None,
                      stereo: str = "none") -> int:
     """Re-orient frame i of the ERP video ``src`` by ``M[i]`` (``rotate_erp``'s rule) into ``dst``;
     returns the frame count. Frames past ``len(M)`` reuse the last correction; both eyes of a
     ``stereo`` video turn by the same. Works on the decoder's 4:2:0 planes (no RGB round trip),
-    rendering on ``workers`` threads while encoding."""
+    rendering on ``workers`` threads while encoding. ``info``: ``src``'s probe (rate, time base,
+    colour tags, audio), so that the writer needs no further open of the input."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from pano360.io.colour import read_colour
-    from pano360.io.reader import frame_time_base, iter_yuv420
+    from pano360.io.reader import iter_yuv420
     from pano360.io.writer import VideoWriter
 
     M = check_rotations(M)
-    colour = read_colour(src)  # the planes pass through in the input's Y'CbCr
     written = 0
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque = deque()
@@ -129,8 +128,9 @@ def render_corrected(src: str | Path, dst: str | Path, M: np.ndarray, fps: float
                 if writer is None:
                     h, w = f.y.shape
                     # Each frame keeps the input frame's time (a variable-rate input stays in step with its audio).
-                    writer = VideoWriter(dst, w, h, fps, crf=crf, audio_from=src if audio else None, vfr=True,
-                                         time_base=frame_time_base(src), colour=colour)
+                    # The planes pass through in the input's Y'CbCr: its colour tags go with them.
+                    writer = VideoWriter(dst, w, h, info.fps, crf=crf, vfr=True, time_base=info.frame_time_base,
+                                         audio_from=src if audio and info.has_audio else None, colour=info.colour)
                 pending.append((pool.submit(_rotate_yuv420, f, M[min(f.index, len(M) - 1)], stereo), f.time_s))
                 while len(pending) > workers + 1:
                     job, time_s = pending.popleft()
