@@ -61,6 +61,11 @@ class TrackerConfig:
     ransac_px: float = 2.5
     kf_inlier_ratio: float = 0.6
     kf_disp_frac: float = 0.12
+    # A keyframe is also made this many frames after the last one (0: never) once the view moved
+    # kf_gap_disp_frac: a camera swaying a few degrees then has links in several directions, from
+    # which the FOV is measurable (one keyframe left it "hardly rotating", 65 deg assumed).
+    kf_max_gap: int = 15
+    kf_gap_disp_frac: float = 0.02
     min_inliers: int = 12
     min_corners: int = 36  # corners a keyframe needs to (re)start tracking
     max_obs: int = 96
@@ -510,6 +515,8 @@ class Tracker:
         disp = float(np.median(np.linalg.norm(self._pts - self._kf_pts, axis=1)))
         if self._kf_count < 0:
             self._kf_count = n
-        if n < cfg.kf_inlier_ratio * self._kf_count or disp > cfg.kf_disp_frac * max(self.width, self.height):
+        side = max(self.width, self.height)
+        overdue = cfg.kf_max_gap > 0 and index - self.keyframes[-1].frame >= cfg.kf_max_gap and disp > cfg.kf_gap_disp_frac * side
+        if n < cfg.kf_inlier_ratio * self._kf_count or disp > cfg.kf_disp_frac * side or overdue:
             self._make_keyframe(index, gray, new_segment=False)
         return obs
