@@ -98,12 +98,12 @@ def _estimate_up(path: Path, traj, analysis_width: int, stereo: str = "none", sa
     import numpy as np
 
     from pano360.io.reader import iter_frames
-    from pano360.post.inputs import first_eye
+    from pano360.post.inputs import decode_width, first_eye
     from pano360.post.level import estimate_up
 
     picks = set(np.linspace(0, len(traj) - 1, min(samples, len(traj))).round().astype(int).tolist())
     ups, weights = [], []
-    for f in iter_frames(path, max_width=analysis_width * (2 if stereo == "left-right" else 1)):
+    for f in iter_frames(path, max_width=decode_width(analysis_width, stereo)):
         if f.index > max(picks):
             break
         if f.index not in picks:

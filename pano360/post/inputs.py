@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pano360.errors import Pano360Error
 
-__all__ = ["check_erp_video", "first_eye"]
+__all__ = ["check_erp_video", "decode_width", "first_eye"]
 
 
 def check_erp_video(path: str | Path, allow_stereo: bool = False):
@@ -26,6 +26,12 @@ def check_erp_video(path: str | Path, allow_stereo: bool = False):
     if info.width != 2 * info.height:
         raise Pano360Error(f"not an equirectangular video: {info.width}x{info.height} is not 2:1: {path}")
     return info
+
+
+def decode_width(eye_width: int, stereo: str) -> int:
+    """The width to decode a ``stereo`` video at for one eye to be ``eye_width`` wide (a
+    left-right frame holds both eyes side by side; a top-bottom one is as wide as its eyes)."""
+    return eye_width * (2 if stereo == "left-right" else 1)
 
 
 def first_eye(rgb, stereo: str):

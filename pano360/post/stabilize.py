@@ -17,7 +17,7 @@ from pano360.errors import Pano360Error
 from pano360.io.probe import VideoInfo
 from pano360.io.reader import iter_frames
 from pano360.io.stereo import split_eye_yuv420
-from pano360.post.inputs import first_eye
+from pano360.post.inputs import decode_width, first_eye
 from pano360.post.smoothing import level_path, smooth_lock, smooth_plain
 from pano360.post.sphere_motion import SphereTracker
 from pano360.project.remap import rotate_erp_table, sample_erp_table
@@ -38,7 +38,7 @@ def estimate_video_rotations(path: str | Path, analysis_width: int = 960, max_fr
     tracker = None
     times, Rs, inl = [], [], []
     width = height = 0
-    for f in iter_frames(path, max_width=analysis_width * (2 if stereo == "left-right" else 1)):
+    for f in iter_frames(path, max_width=decode_width(analysis_width, stereo)):
         if max_frames is not None and f.index >= max_frames:
             break
         gray = first_eye(cv2.cvtColor(f.rgb, cv2.COLOR_RGB2GRAY), stereo)  # a squeezed eye gets its rows back
