@@ -13,7 +13,8 @@ import numpy as np
 
 from pano360.errors import Pano360Error
 
-__all__ = ["Frame", "Yuv420", "frame_time_base", "iter_frames", "iter_gray", "iter_gray_sampled", "iter_yuv420", "upright", "writer_time_base"]
+__all__ = ["Frame", "Yuv420", "frame_time_base", "iter_frames", "iter_gray", "iter_gray_sampled", "iter_yuv420", "upright",
+           "writer_time_base"]
 
 
 @dataclass(frozen=True)

@@ -304,8 +304,9 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
             filled = backend.fill(prefetch(canvas_from_placement(p) for p in placements()))
         n_written = 0
         with spherical_output(out, overwrite=opts.overwrite) as tmp:
-            with VideoWriter(tmp, width, height, info.fps, crf=opts.crf, preset=opts.preset, audio_from=src if info.has_audio else None,
-                             vfr=True, time_base=info.frame_time_base, colour=colour) as writer:
+            with VideoWriter(tmp, width, height, info.fps, crf=opts.crf, preset=opts.preset, vfr=True,
+                             audio_from=src if info.has_audio else None, time_base=info.frame_time_base,
+                             colour=colour) as writer:
                 for i, frame in enumerate(filled):
                     if shifts is not None:
                         frame = _turn(frame, int(shifts[min(i, len(shifts) - 1)]), height if yuv else None)

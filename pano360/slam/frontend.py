@@ -516,7 +516,8 @@ class Tracker:
         if self._kf_count < 0:
             self._kf_count = n
         side = max(self.width, self.height)
-        overdue = cfg.kf_max_gap > 0 and index - self.keyframes[-1].frame >= cfg.kf_max_gap and disp > cfg.kf_gap_disp_frac * side
+        overdue = (cfg.kf_max_gap > 0 and index - self.keyframes[-1].frame >= cfg.kf_max_gap
+                   and disp > cfg.kf_gap_disp_frac * side)
         if n < cfg.kf_inlier_ratio * self._kf_count or disp > cfg.kf_disp_frac * side or overdue:
             self._make_keyframe(index, gray, new_segment=False)
         return obs
