@@ -11,7 +11,9 @@ with the turn since the last keyframe lost: each frame is aligned directly, by i
 (a turn and a focal length: :mod:`pano360.slam.direct`), to the last keyframe before the break,
 and the restart is tied to that keyframe the same way (:class:`Bridge`). When the view moves on
 while the corners stay away, an aligned frame becomes the next reference, so the alignment
-follows the camera across the whole stretch. Those frames are marked low confidence.
+follows the camera across the whole stretch. Those frames are marked low confidence. A keyframe
+reached on few tracks is aligned directly to the one before as well, which holds the chain
+across weak texture (sky, water) where a few corners alone let it drift.
 
 Outliers (moving objects, bad tracks) found by the RANSAC are dropped for good: a track is never
 re-admitted, which is what keeps a large textured object moving with the camera from pulling
@@ -66,6 +68,10 @@ class TrackerConfig:
     # which the FOV is measurable (one keyframe left it "hardly rotating", 65 deg assumed).
     kf_max_gap: int = 15
     kf_gap_disp_frac: float = 0.02
+    # A keyframe reached with fewer inliers than this (weak texture) is also aligned directly
+    # (intensities, :mod:`pano360.slam.direct`) to the one before: a link of the whole picture's
+    # gradients beside the few tracks' (0: never).
+    weak_link_direct: int = 40
     min_inliers: int = 12
     min_corners: int = 36  # corners a keyframe needs to (re)start tracking
     max_obs: int = 96
@@ -123,8 +129,9 @@ class FrameObs:
 
 @dataclass(frozen=True)
 class Bridge:
-    """A direct alignment across a break in tracking: keyframe ``a`` (before) to keyframe ``b`` (the
-    restart), as points ``pa``/``pb (k, 2)`` that the aligning homography maps onto each other."""
+    """A direct alignment of keyframe ``a`` to keyframe ``b``: across a break in tracking (``b`` the
+    restart), or beside the few tracks that joined a weak keyframe to the one before; as points
+    ``pa``/``pb (k, 2)`` that the aligning homography maps onto each other."""
 
     a: int
     b: int
@@ -357,6 +364,22 @@ class Tracker:
         self._before_break = (kf, img, R, R @ R_last.T if gap == 1 else R_step, index)
         return kf, pa[inside], pb[inside], cc, float(inside.mean())
 
+    def _direct_link(self, ref: np.ndarray, gray: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """Grid points of ``ref`` and where a direct alignment to ``gray`` (from the tracks' ``H``) puts them."""
+        found = direct_rotation(ref, gray, self._direct_focal, self._turn_of(H), levels=2, max_points=4000)
+        if found is None or found[2] < self.config.bridge_min_cc:
+            return None
+        R, focal, cc = found
+        pb = self._grid_moved(rotation_homography(R, self.width, self.height, focal))
+        inside = self._in_frame(pb)
+        if inside.sum() < self.config.min_inliers:
+            return None
+        # It refines the tracks' estimate (by up to ~1.5 px on weak texture); one that lands further
+        # away than the tracks' own outlier threshold aligned smooth shading wrongly.
+        if np.median(np.linalg.norm(pb - self._grid_moved(H), axis=1)[inside]) > self.config.ransac_px:
+            return None
+        return self._cell_centres[inside], pb[inside], cc
+
     def _turn_of(self, H: np.ndarray) -> np.ndarray:
         """The camera rotation (at the guessed FOV) nearest to a homography ``H`` between two views."""
         f = self._direct_focal
@@ -519,5 +542,11 @@ class Tracker:
         overdue = (cfg.kf_max_gap > 0 and index - self.keyframes[-1].frame >= cfg.kf_max_gap
                    and disp > cfg.kf_gap_disp_frac * side)
         if n < cfg.kf_inlier_ratio * self._kf_count or disp > cfg.kf_disp_frac * side or overdue:
+            weak = None
+            if n < cfg.weak_link_direct and min(self.width, self.height) >= DIRECT_MIN_SIDE:
+                weak = self._direct_link(self._kf_img, gray, H)
+            prev = len(self.keyframes) - 1
             self._make_keyframe(index, gray, new_segment=False)
+            if weak is not None:
+                self.bridges.append(Bridge(prev, len(self.keyframes) - 1, *weak))
         return obs
