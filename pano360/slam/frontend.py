@@ -200,8 +200,10 @@ class Tracker:
         self._cells = [(int(self.width * c / cols), int(self.width * (c + 1) / cols), int(self.height * r / rows), int(self.height * (r + 1) / rows))
                        for r in range(rows) for c in range(cols)]
         self._orb = cv2.ORB_create(cfg.orb_features)
-        # One worker: keyframes' ORB features are for the back end, so they need not hold up tracking.
+        # One worker: keyframes' ORB features (and weak links' direct alignments) are for the back
+        # end, so they need not hold up tracking.
         self._orb_pool = ThreadPoolExecutor(1, thread_name_prefix="pano360-orb")
+        self._weak_links: list = []  # (keyframe before, keyframe, future of _direct_link)
         self._prev = None  # the previous frame at the seed's scale
         self._kf_img = None
         self._pts = _empty2()  # live tracks in the previous frame
@@ -224,8 +226,14 @@ class Tracker:
         self._prev_ref = None  # (keyframe, its image, R it -> the current reference) while direct alignment chains
 
     def finish(self) -> None:
-        """Wait for the keyframes' ORB features and stop the worker; call once all frames are pushed."""
+        """Wait for the keyframes' ORB features and the weak links' alignments, and stop the worker;
+        call once all frames are pushed."""
         self._orb_pool.shutdown(wait=True)
+        for a, b, job in self._weak_links:
+            link = job.result()
+            if link is not None:
+                self.bridges.append(Bridge(a, b, *link))
+        self._weak_links = []
 
     # -- detection -------------------------------------------------------------------------
     def _detect(self, gray: np.ndarray, existing: np.ndarray) -> np.ndarray:
@@ -366,7 +374,9 @@ class Tracker:
 
     def _direct_link(self, ref: np.ndarray, gray: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
         """Grid points of ``ref`` and where a direct alignment to ``gray`` (from the tracks' ``H``) puts them."""
-        found = direct_rotation(ref, gray, self._direct_focal, self._turn_of(H), levels=2, max_points=4000)
+        # Two levels suffice from the tracks' estimate; on 3000 gradient pixels or fewer the links
+        # erred more than they helped, from 4000 to 12000 alike (docs/bench_track.md, session 10).
+        found = direct_rotation(ref, gray, self._direct_focal, self._turn_of(H), levels=2, max_points=8000)
         if found is None or found[2] < self.config.bridge_min_cc:
             return None
         R, focal, cc = found
@@ -542,11 +552,9 @@ class Tracker:
         overdue = (cfg.kf_max_gap > 0 and index - self.keyframes[-1].frame >= cfg.kf_max_gap
                    and disp > cfg.kf_gap_disp_frac * side)
         if n < cfg.kf_inlier_ratio * self._kf_count or disp > cfg.kf_disp_frac * side or overdue:
-            weak = None
-            if n < cfg.weak_link_direct and min(self.width, self.height) >= DIRECT_MIN_SIDE:
-                weak = self._direct_link(self._kf_img, gray, H)
-            prev = len(self.keyframes) - 1
+            prev, prev_img = len(self.keyframes) - 1, self._kf_img
             self._make_keyframe(index, gray, new_segment=False)
-            if weak is not None:
-                self.bridges.append(Bridge(prev, len(self.keyframes) - 1, *weak))
+            if n < cfg.weak_link_direct and min(self.width, self.height) >= DIRECT_MIN_SIDE:
+                job = self._orb_pool.submit(self._direct_link, prev_img, gray, H)
+                self._weak_links.append((prev, len(self.keyframes) - 1, job))
         return obs
