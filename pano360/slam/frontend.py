@@ -200,10 +200,8 @@ class Tracker:
         self._cells = [(int(self.width * c / cols), int(self.width * (c + 1) / cols), int(self.height * r / rows), int(self.height * (r + 1) / rows))
                        for r in range(rows) for c in range(cols)]
         self._orb = cv2.ORB_create(cfg.orb_features)
-        # One worker: keyframes' ORB features (and weak links' direct alignments) are for the back
-        # end, so they need not hold up tracking.
+        # One worker: keyframes' ORB features are for the back end, so they need not hold up tracking.
         self._orb_pool = ThreadPoolExecutor(1, thread_name_prefix="pano360-orb")
-        self._weak_links: list = []  # (keyframe before, keyframe, future of _direct_link)
         self._prev = None  # the previous frame at the seed's scale
         self._kf_img = None
         self._pts = _empty2()  # live tracks in the previous frame
@@ -226,14 +224,8 @@ class Tracker:
         self._prev_ref = None  # (keyframe, its image, R it -> the current reference) while direct alignment chains
 
     def finish(self) -> None:
-        """Wait for the keyframes' ORB features and the weak links' alignments, and stop the worker;
-        call once all frames are pushed."""
+        """Wait for the keyframes' ORB features and stop the worker; call once all frames are pushed."""
         self._orb_pool.shutdown(wait=True)
-        for a, b, job in self._weak_links:
-            link = job.result()
-            if link is not None:
-                self.bridges.append(Bridge(a, b, *link))
-        self._weak_links = []
 
     # -- detection -------------------------------------------------------------------------
     def _detect(self, gray: np.ndarray, existing: np.ndarray) -> np.ndarray:
@@ -555,6 +547,9 @@ class Tracker:
             prev, prev_img = len(self.keyframes) - 1, self._kf_img
             self._make_keyframe(index, gray, new_segment=False)
             if n < cfg.weak_link_direct and min(self.width, self.height) >= DIRECT_MIN_SIDE:
-                job = self._orb_pool.submit(self._direct_link, prev_img, gray, H)
-                self._weak_links.append((prev, len(self.keyframes) - 1, job))
+                # On this thread, not the ORB worker: beside it, OpenCV's thread pool made the
+                # alignments (and the results) differ from run to run.
+                link = self._direct_link(prev_img, gray, H)
+                if link is not None:
+                    self.bridges.append(Bridge(prev, len(self.keyframes) - 1, *link))
         return obs
