@@ -364,11 +364,11 @@ class Tracker:
         self._before_break = (kf, img, R, R @ R_last.T if gap == 1 else R_step, index)
         return kf, pa[inside], pb[inside], cc, float(inside.mean())
 
-    def _direct_link(self, ref: np.ndarray, gray: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
-        """Grid points of ``ref`` and where a direct alignment to ``gray`` (from the tracks' ``H``) puts them."""
-        # Two levels suffice from the tracks' estimate; on 3000 gradient pixels or fewer the links
-        # erred more than they helped, from 4000 to 12000 alike (docs/bench_track.md, session 10).
-        found = direct_rotation(ref, gray, self._direct_focal, self._turn_of(H), levels=2, max_points=8000)
+    def _aligned_grid(self, ref: np.ndarray, gray: np.ndarray, R0: np.ndarray, **kwargs) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """Grid points of ``ref`` in view, where a direct alignment to ``gray`` from ``R0`` puts them,
+        and its correlation; None when the alignment is not to be trusted or leaves too few in view.
+        ``kwargs`` go to :func:`~pano360.slam.direct.direct_rotation`."""
+        found = direct_rotation(ref, gray, self._direct_focal, R0, **kwargs)
         if found is None or found[2] < self.config.bridge_min_cc:
             return None
         R, focal, cc = found
@@ -376,11 +376,22 @@ class Tracker:
         inside = self._in_frame(pb)
         if inside.sum() < self.config.min_inliers:
             return None
+        return self._cell_centres[inside], pb[inside], cc
+
+    def _direct_link(self, ref: np.ndarray, gray: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """:meth:`_aligned_grid` started from the tracks' homography ``H`` between two keyframes."""
+        # Two levels suffice from the tracks' estimate; on 3000 gradient pixels or fewer the links
+        # erred more than they helped, from 4000 to 12000 alike (docs/bench_track.md, session 10).
+        link = self._aligned_grid(ref, gray, self._turn_of(H), levels=2, max_points=8000)
+        if link is None:
+            return None
         # It refines the tracks' estimate (by up to ~1.5 px on weak texture); one that lands further
         # away than the tracks' own outlier threshold aligned smooth shading wrongly.
-        if np.median(np.linalg.norm(pb - self._grid_moved(H), axis=1)[inside]) > self.config.ransac_px:
+        pa, pb, _ = link
+        by_tracks = cv2.perspectiveTransform(pa.reshape(-1, 1, 2), H).reshape(-1, 2)
+        if np.median(np.linalg.norm(pb - by_tracks, axis=1)) > self.config.ransac_px:
             return None
-        return self._cell_centres[inside], pb[inside], cc
+        return link
 
     def _turn_of(self, H: np.ndarray) -> np.ndarray:
         """The camera rotation (at the guessed FOV) nearest to a homography ``H`` between two views."""
@@ -415,12 +426,9 @@ class Tracker:
             # A second link, to the reference before last when it is still in view: a chain of
             # single links drifts like a random walk.
             kf0, img0, R_01 = self._prev_ref
-            found = direct_rotation(img0, gray, self._direct_focal, R_ref @ R_01)
-            if found is not None and found[2] >= self.config.bridge_min_cc:
-                pb = self._grid_moved(rotation_homography(found[0], self.width, self.height, found[1]))
-                inside = self._in_frame(pb)
-                if inside.sum() >= self.config.min_inliers:
-                    self.bridges.append(Bridge(kf0, kf, self._cell_centres[inside], pb[inside], found[2]))
+            link = self._aligned_grid(img0, gray, R_ref @ R_01)
+            if link is not None:
+                self.bridges.append(Bridge(kf0, kf, *link))
         self._prev_ref = (ref, ref_img, R_ref)
         self._before_break = (kf, gray, np.eye(3), R_step, index)
 
@@ -547,8 +555,6 @@ class Tracker:
             prev, prev_img = len(self.keyframes) - 1, self._kf_img
             self._make_keyframe(index, gray, new_segment=False)
             if n < cfg.weak_link_direct and min(self.width, self.height) >= DIRECT_MIN_SIDE:
-                # On this thread, not the ORB worker: beside it, OpenCV's thread pool made the
-                # alignments (and the results) differ from run to run.
                 link = self._direct_link(prev_img, gray, H)
                 if link is not None:
                     self.bridges.append(Bridge(prev, len(self.keyframes) - 1, *link))
