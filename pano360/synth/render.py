@@ -123,11 +123,12 @@ def write_clip(path: str | Path, erp: np.ndarray, times: np.ndarray, R: np.ndarr
     """Render the path to an H.264 MP4 at ``fps`` and return the true trajectory (``R[0]`` = I).
 
     ``times`` should be ``i / fps`` (as :func:`~pano360.synth.camera_path.frame_times` gives), so the
-    container's timestamps match the trajectory's.
+    container's timestamps match the trajectory's. The same arguments give the same file, bit for
+    bit, so tests and benchmarks measure the same clip every run.
     """
     from pano360.io.writer import VideoWriter
 
-    with VideoWriter(path, width, height, fps, codec="h264", crf=crf, preset=preset) as writer:
+    with VideoWriter(path, width, height, fps, codec="h264", crf=crf, preset=preset, reproducible=True) as writer:
         for rgb in render_frames(erp, times, R, hfov_deg, width, height, degrade, generator):
             writer.write(rgb)
     return relative_trajectory(times, R, hfov_deg, width, height, source=Path(path).name)
