@@ -87,7 +87,7 @@ def test_metrics_json_on_a_still_video_and_a_mask(pano, tmp_path, capsys):
     import cv2
 
     path = tmp_path / "still.mp4"
-    with VideoWriter(path, 512, 256, 10, crf=12, preset="veryfast") as w:
+    with VideoWriter(path, 512, 256, 10, crf=12, preset="veryfast", reproducible=True) as w:
         small = cv2.resize(pano, (512, 256), interpolation=cv2.INTER_AREA)
         for _ in range(4):
             w.write(small)

@@ -28,7 +28,7 @@ def erp_video(tmp_path_factory):
     erp = load_erp(shared_file("erp/sechelt.jpg"), max_width=1024)
     path = tmp_path_factory.mktemp("reframe") / "pano.mp4"
     frames = [rotate_erp(erp, euler_to_matrix(2.0 * i, 0, 0)) for i in range(12)]
-    with VideoWriter(path, 1024, 512, 30, crf=10, preset="veryfast") as w:
+    with VideoWriter(path, 1024, 512, 30, crf=10, preset="veryfast", reproducible=True) as w:
         for f in frames:
             w.write(f)
     decoded = [f.rgb for f in iter_frames(path)]

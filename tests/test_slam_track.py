@@ -155,7 +155,7 @@ def test_black_clip_is_a_clear_error(tmp_path, capsys, monkeypatch):
 def test_black_gap_is_named_and_interpolated(erp, tmp_path):
     times, R = phone_path(2.0, 30.0, np.random.default_rng(24))
     path = tmp_path / "gap.mp4"
-    with VideoWriter(path, 320, 180, 30) as w:
+    with VideoWriter(path, 320, 180, 30, reproducible=True) as w:
         for i, rgb in enumerate(render_frames(erp, times, R, 60.0, 320, 180)):
             w.write(np.zeros_like(rgb) if 25 <= i < 30 else rgb)
     res = track_clip(path, hfov_deg=60.0)
@@ -243,7 +243,7 @@ def test_a_clip_of_noise_warns_once_per_kind(tmp_path):
     """Sensor noise and nothing else: corners are found and lost at every frame. The warnings say
     so in one line each, not one line per frame."""
     rng = np.random.default_rng(0)
-    with VideoWriter(tmp_path / "noise.mp4", 160, 96, 30) as w:
+    with VideoWriter(tmp_path / "noise.mp4", 160, 96, 30, reproducible=True) as w:
         for _ in range(20):
             w.write(rng.integers(0, 255, (96, 160, 3), dtype=np.uint8))
     res = track_clip(tmp_path / "noise.mp4")

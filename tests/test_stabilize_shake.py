@@ -32,7 +32,7 @@ def shaken(tmp_path_factory):
     folder = tmp_path_factory.mktemp("shake")
     path = folder / "shaken.mp4"
     originals = []
-    with VideoWriter(path, WIDTH, WIDTH // 2, 30, crf=12, preset="veryfast", audio_from=audio) as w:
+    with VideoWriter(path, WIDTH, WIDTH // 2, 30, crf=12, preset="veryfast", audio_from=audio, reproducible=True) as w:
         for f in iter_frames(room, max_width=WIDTH, max_frames=N_FRAMES):
             originals.append(f.rgb)
             w.write(rotate_erp(f.rgb, Q[f.index]))
@@ -144,7 +144,7 @@ def test_stereo_video_turns_both_eyes_together(tmp_path, capsys):
     path = tmp_path / "stereo.mp4"
     eyes = []
     with spherical_output(path, stereo="top-bottom") as tmp:
-        with VideoWriter(tmp, WIDTH, WIDTH // 2, 30, crf=12, preset="veryfast") as w:
+        with VideoWriter(tmp, WIDTH, WIDTH // 2, 30, crf=12, preset="veryfast", reproducible=True) as w:
             for f in iter_frames(room, max_width=WIDTH, max_frames=n):
                 left, right = f.rgb, rotate_erp(f.rgb, right_of_left)
                 eyes.append((stretch(squeeze(left)), stretch(squeeze(right))))
