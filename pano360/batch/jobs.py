@@ -31,8 +31,12 @@ def discover_jobs(in_dir: str | Path, out_dir: str | Path, pattern: str | None =
     src = Path(in_dir)
     dst = Path(out_dir)
     if not src.is_dir():
-        raise UsageError(f"input folder not found: {src}")
+        raise UsageError(f"input is a file, not a folder: {src}" if src.exists() else f"input folder not found: {src}")
+    if dst.exists() and not dst.is_dir():
+        raise UsageError(f"output folder is a file: {dst}")
     dst_resolved = dst.resolve()
+    if dst_resolved == src.resolve():
+        raise UsageError(f"the output folder is the input folder: {dst} (outputs go to a folder of their own)")
     jobs = []
     for path in sorted(p for p in src.rglob("*") if p.is_file()):
         rel = path.relative_to(src)

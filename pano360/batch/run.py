@@ -77,9 +77,10 @@ def _ray_run(todo: list[Job], opts_dict: dict, address: str | None, gpus_per_tas
 
 
 def run_batch(jobs: list[Job], opts_dict: dict[str, Any], n_jobs: int = 1, ray_address: str | None = None,
-              use_ray: bool = False, on_done: Callable[[Job, dict], None] | None = None) -> list[dict]:
+              use_ray: bool = False, on_done: Callable[[Job, dict], None] | None = None, redo: bool = False) -> list[dict]:
     """Run every job; returns one record per job in the jobs' order:
-    ``{"input", "output", "status": "done"|"skipped"|"failed", "seconds", "error"}``."""
+    ``{"input", "output", "status": "done"|"skipped"|"failed", "seconds", "error"}``.
+    A job whose output is complete is skipped, unless ``redo``."""
     records: dict[str, dict] = {}
 
     def done(job: Job, res: dict) -> None:
@@ -89,7 +90,7 @@ def run_batch(jobs: list[Job], opts_dict: dict[str, Any], n_jobs: int = 1, ray_a
 
     todo = []
     for job in jobs:
-        if is_complete(job.output):
+        if not redo and is_complete(job.output):
             done(job, {"status": "skipped", "seconds": 0.0, "error": None})
         else:
             todo.append(job)

@@ -23,6 +23,7 @@ def command(
     ray: Annotated[bool, typer.Option("--ray", help="Run the jobs as Ray tasks (a local Ray unless --ray-address or RAY_ADDRESS).")] = False,
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster address for --ray (e.g. ray://head:10001).")] = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Where to write the JSON report (default OUT_DIR/batch_report.json).")] = None,
+    redo: Annotated[bool, typer.Option("--overwrite", "-y", help="Convert again the videos whose output is already there (by default they are skipped), e.g. after changing options.")] = False,
     backend: BackendOpt = "auto",
     width: WidthOpt = 4096,
     hfov: HfovOpt = None,
@@ -52,6 +53,8 @@ def command(
     from pano360.console import note, stderr
     from pano360.errors import Pano360Error, UsageError
     from pano360.generate.select import choose_backend
+    from pano360.io.atomic import check_output_path
+    from pano360.io.writer import check_encoder_settings
     from pano360.pipeline.convert import check_width
 
     if jobs < 1:
@@ -59,10 +62,16 @@ def command(
     if ray_address and not ray:
         ray = True
     check_width(width)
+    check_encoder_settings("h264", crf, preset)
+    if hfov is not None and not 1.0 < hfov < 179.0:  # as convert's, before any work
+        raise UsageError(f"--hfov must be between 1 and 179 degrees, got {hfov:g}")
     found = discover_jobs(in_dir, out_dir, glob)
     if not found:
         raise Pano360Error(f"no videos found under {in_dir}" + (f" matching {glob!r}" if glob else ""))
     out_dir.mkdir(parents=True, exist_ok=True)
+    if report is not None:  # checked before any work; a report is rewritten by each run
+        check_output_path(report, True, tuple(j.input for j in found), (".json",), what="--report",
+                          other_outputs=tuple(("output", j.output) for j in found))
     name, reason = choose_backend(backend, model, device)
     loud = not (quiet or json_output)
     note(f"batch: {len(found)} videos, backend {name} ({reason})" + (", on Ray" if ray else f", {jobs} at a time"), not loud)
@@ -77,7 +86,8 @@ def command(
             stderr.print(f"{mark} {job.rel}{extra}", markup=True, highlight=False)
 
     t0 = time.perf_counter()
-    records = run_batch(found, opts, n_jobs=jobs, ray_address=ray_address, use_ray=ray, on_done=progress)
+    records = run_batch(found, opts, n_jobs=jobs, ray_address=ray_address, use_ray=ray, on_done=progress,
+                        redo=redo)
     report_path = report or (out_dir / "batch_report.json")
     rep = write_report(report_path, records, opts, time.perf_counter() - t0)
     s = rep["summary"]
@@ -95,7 +105,8 @@ def command(
                 table.add_row(str(Path(r["input"]).relative_to(in_dir)), f"[{colour}]{r['status']}[/]", f"{r['seconds']:.1f}",
                               r["error"] or r["output"])
             stderr.print(table)
-        typer.echo(f"{s['done']} converted, {s['skipped']} skipped, {s['failed']} failed; report: {report_path}")
+        hint = " (their outputs were there already; -y converts them again)" if s["skipped"] else ""
+        typer.echo(f"{s['done']} converted, {s['skipped']} skipped{hint}, {s['failed']} failed; report: {report_path}")
     if s["failed"]:
         first = next(r for r in records if r["status"] == "failed")
         raise Pano360Error(f"{s['failed']} of {s['total']} videos failed (first: {Path(first['input']).name}: "

@@ -57,7 +57,8 @@ def command(
     stereo = info.stereo
     check_output_path(output, overwrite, inputs=(input,), suffixes=MP4_OUTPUT_SUFFIXES)
     if save_trajectory is not None:
-        check_output_path(save_trajectory, True, inputs=(input, output))
+        check_output_path(save_trajectory, overwrite, (input,), (".json",), what="--save-trajectory",
+                          other_outputs=(("output", output),))
 
     t0 = time.perf_counter()
     with stage_progress(progress_enabled(quiet, json_output)) as progress:
@@ -75,8 +76,8 @@ def command(
         with spherical_output(output, overwrite=overwrite, stereo=stereo) as tmp:
             frames = render_corrected(input, tmp, M, info, crf=crf, stereo=stereo,
                                       on_frame=lambda n: progress.update(task, completed=n))
-    if save_trajectory is not None:
-        traj.save(save_trajectory)
+            if save_trajectory is not None:  # before the video is renamed into place (see convert)
+                traj.save(save_trajectory)
     steps = rotation_angle_deg(traj.R[1:], traj.R[:-1]) if len(traj) > 1 else np.zeros(1)
     summary = {
         "output": str(output), "frames": frames, "mode": mode.value, "stereo": stereo,
@@ -88,8 +89,8 @@ def command(
     if json_output:
         typer.echo(json.dumps(summary))
     else:
-        note(f"wrote {output}: {frames} frames, {mode.value}"
-             f"{', levelled' if level_info.get('applied') else ''}", quiet)
+        typer.echo(f"wrote {output}: {frames} frames, {mode.value}"
+                   f"{', levelled' if level_info.get('applied') else ''}")
 
 
 def _estimate_up(path: Path, traj, analysis_width: int, stereo: str = "none", samples: int = 5):

@@ -18,34 +18,46 @@ MP4_OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov")
 
 
 def check_output_path(output: str | Path, overwrite: bool, inputs: tuple[str | Path, ...] = (),
-                      suffixes: tuple[str, ...] = ()) -> Path:
+                      suffixes: tuple[str, ...] = (), *, what: str = "output",
+                      other_outputs: tuple[tuple[str, str | Path | None], ...] = ()) -> Path:
     """Check that ``output`` may be written: its folder exists, it is no input, and ``-y`` if it exists;
     with ``suffixes`` (e.g. :data:`MP4_OUTPUT_SUFFIXES`), that its name ends in one of them.
 
+    A command's second outputs (``--preview``, ``--save-trajectory``, ``--report``) are checked the
+    same way before any work: ``what`` names the flag in the messages, and ``other_outputs`` lists
+    ``(name, path)`` of the command's other outputs, which it must not be either.
     Raises UsageError with one line saying what is wrong.
     """
     out = Path(output)
     if suffixes and out.suffix.lower() not in suffixes:
-        raise UsageError(f"output must be named {', '.join(suffixes[:-1])} or {suffixes[-1]} (an MP4 file is written), "
-                         f"got {out.name!r}")
+        kinds = f"{', '.join(suffixes[:-1])} or {suffixes[-1]}" if len(suffixes) > 1 else suffixes[0]
+        what_file = "an MP4 file is written" if suffixes == MP4_OUTPUT_SUFFIXES else f"a {suffixes[0][1:].upper()} file is written"
+        raise UsageError(f"{what} must be named {kinds} ({what_file}), got {out.name!r}")
     if out.exists() and out.is_dir():
-        raise UsageError(f"output is a folder, not a file: {out}")
+        raise UsageError(f"{what} is a folder, not a file: {out}")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         if parent.exists():
-            raise UsageError(f"output folder is a file: {parent}")
-        raise UsageError(f"output folder does not exist: {parent}")
+            raise UsageError(f"{what} folder is a file: {parent}")
+        raise UsageError(f"{what} folder does not exist: {parent}")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"output folder is not writable: {parent}")
+        raise UsageError(f"{what} folder is not writable: {parent}")
     for inp in inputs:
-        inp_path = Path(inp)
-        if inp_path.exists() and out.exists() and os.path.samefile(inp_path, out):
-            raise UsageError(f"output is the same file as the input: {out}")
-        if not out.exists() and inp_path.resolve() == out.resolve():
-            raise UsageError(f"output is the same file as the input: {out}")
+        if _same_file(Path(inp), out):
+            raise UsageError(f"{what} is the same file as the input: {out}")
+    for name, other in other_outputs:
+        if other is not None and _same_file(Path(other), out):
+            raise UsageError(f"{what} is the same file as the {name}: {out}")
     if out.exists() and not overwrite:
-        raise UsageError(f"output exists: {out} (use -y/--overwrite to replace it)")
+        raise UsageError(f"{what} exists: {out} (use -y/--overwrite to replace it)")
     return out
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (links included), whether or not it exists yet."""
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
 
 
 @contextmanager

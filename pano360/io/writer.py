@@ -13,7 +13,7 @@ import numpy as np
 from pano360.errors import Pano360Error
 from pano360.io.colour import ColourInfo
 
-__all__ = ["VideoWriter", "CODECS", "MP4_AUDIO_CODECS", "x264_reproducible_params"]
+__all__ = ["VideoWriter", "CODECS", "MP4_AUDIO_CODECS", "check_encoder_settings", "x264_reproducible_params"]
 
 CODECS = {"h264": "libx264", "hevc": "libx265"}
 _CODECS = CODECS
@@ -44,6 +44,16 @@ def x264_reproducible_params() -> str | None:
     return f"asm={_X264_AVX2_FEATURES}" if all(f in flags.split() for f in needed) else None
 
 
+def check_encoder_settings(codec: str, crf: int, preset: str) -> None:
+    """Raise Pano360Error unless the encoder takes these settings (commands check them before any work)."""
+    if codec not in CODECS:
+        raise Pano360Error(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}")
+    if not 0 <= int(crf) <= 51:
+        raise Pano360Error(f"crf must be within 0..51, got {crf}")
+    if preset not in _PRESETS:
+        raise Pano360Error(f"unknown preset {preset!r}; choose one of {', '.join(sorted(_PRESETS))}")
+
+
 class VideoWriter:
     """Encode RGB frames to an MP4 one at a time.
 
@@ -72,12 +82,7 @@ class VideoWriter:
                  colour: ColourInfo | None = None, reproducible: bool = False) -> None:
         if width <= 0 or height <= 0 or width % 2 or height % 2:
             raise Pano360Error(f"video size must be positive and even, got {width}x{height}")
-        if codec not in CODECS:
-            raise Pano360Error(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}")
-        if not 0 <= int(crf) <= 51:
-            raise Pano360Error(f"crf must be within 0..51, got {crf}")
-        if preset not in _PRESETS:
-            raise Pano360Error(f"unknown preset {preset!r}; choose one of {', '.join(sorted(_PRESETS))}")
+        check_encoder_settings(codec, crf, preset)
         rate = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(1001000)
         if rate <= 0:
             raise Pano360Error(f"frame rate must be positive, got {fps}")

@@ -79,9 +79,9 @@ class RotationLookup:
 
 
 def check_width(width: int) -> int:
-    """The output ERP width: even height (W/2) for yuv420p, so a multiple of 4, at least 64."""
-    if width < 64 or width % 4:
-        raise UsageError(f"--width must be a multiple of 4 and >= 64 (height = width / 2), got {width}")
+    """The output ERP width: even height (W/2) for yuv420p, so a multiple of 4, 64..16384 (x264's widest)."""
+    if not 64 <= width <= 16384 or width % 4:
+        raise UsageError(f"--width must be a multiple of 4 within 64..16384 (height = width / 2), got {width}")
     return int(width)
 
 
@@ -109,21 +109,29 @@ def trajectory_stats(traj: Trajectory) -> dict:
     }
 
 
+def _file_trajectory(info, opts: ConvertOptions) -> Trajectory:
+    """The trajectory file ``opts.trajectory``, checked against the video (before any work)."""
+    traj = Trajectory.load(opts.trajectory)
+    if traj.width * info.height != traj.height * info.width:
+        raise Pano360Error(f"trajectory {opts.trajectory} is for {traj.width}x{traj.height} frames, "
+                           f"the video is {info.width}x{info.height}")
+    traj.check_covers(info.duration_s, float(info.fps), f"trajectory {opts.trajectory}")
+    if opts.hfov_deg is not None:
+        traj = Trajectory(traj.time_s, traj.R, opts.hfov_deg, traj.width, traj.height, traj.inliers, traj.source)
+    return traj
+
+
 def _get_trajectory(path: Path, info, opts: ConvertOptions, done: Callable[[int], None],
-                    keep: tuple[int, int, FrameSpool] | None = None) -> tuple[Trajectory, str]:
+                    keep: tuple[int, int, FrameSpool] | None = None,
+                    given: Trajectory | None = None) -> tuple[Trajectory, str]:
     """The trajectory to render with and where it came from; ``done(n)`` reports frames tracked so far.
 
-    ``keep = (every, width, spool)``: when the clip is tracked, the same decode keeps every
-    ``every``-th frame (RGB, at most ``width`` wide) in ``spool`` for the background pass.
+    ``given``: the checked trajectory file. ``keep = (every, width, spool)``: when the clip is
+    tracked, the same decode keeps every ``every``-th frame (RGB, at most ``width`` wide) in
+    ``spool`` for the background pass.
     """
-    if opts.trajectory is not None:
-        traj = Trajectory.load(opts.trajectory)
-        if traj.width * info.height != traj.height * info.width:
-            raise Pano360Error(f"trajectory {opts.trajectory} is for {traj.width}x{traj.height} frames, "
-                               f"the video is {info.width}x{info.height}")
-        if opts.hfov_deg is not None:
-            traj = Trajectory(traj.time_s, traj.R, opts.hfov_deg, traj.width, traj.height, traj.inliers, traj.source)
-        return traj, "file"
+    if given is not None:
+        return given, "file"
     try:
         from pano360.slam.estimate import track_clip, tracking_size
     except ImportError:
@@ -180,7 +188,7 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
     from pano360.io.probe import validate_video_input
     from pano360.io.reader import iter_frames, iter_yuv420
     from pano360.io.spherical import spherical_output
-    from pano360.io.writer import VideoWriter
+    from pano360.io.writer import VideoWriter, check_encoder_settings
     from pano360.pipeline.orient import ORIENTATIONS, follow_shifts, heading_deg
     from pano360.prefetch import prefetch
 
@@ -188,11 +196,12 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
     timings: dict[str, float] = {}
     src, out = Path(input_path), Path(output_path)
     width = check_width(opts.width)
+    check_encoder_settings("h264", opts.crf, opts.preset)
     height = width // 2
     if opts.orientation not in ORIENTATIONS:
         raise UsageError(f"--orientation must be one of {', '.join(ORIENTATIONS)}, got {opts.orientation!r}")
-    if opts.hfov_deg is not None and not 1.0 <= opts.hfov_deg <= 179.0:
-        raise UsageError(f"--hfov must be within 1..179 degrees, got {opts.hfov_deg}")
+    if opts.hfov_deg is not None and not 1.0 < opts.hfov_deg < 179.0:  # as track's
+        raise UsageError(f"--hfov must be between 1 and 179 degrees, got {opts.hfov_deg:g}")
     info = validate_video_input(src)
     if info.spherical is not None:
         sph = info.spherical
@@ -200,13 +209,15 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
         raise Pano360Error(f"already a 360 video ({kind}, Spherical Video {sph.source} metadata): convert takes a flat "
                            f"clip; use reframe, stabilize or metrics on a 360 video: {src}")
     check_output_path(out, opts.overwrite, inputs=(src,), suffixes=MP4_OUTPUT_SUFFIXES)
-    for extra, flag in ((opts.preview, "--preview"), (opts.save_trajectory, "--save-trajectory")):
-        if extra is not None:
-            parent = Path(extra).parent if str(Path(extra).parent) else Path(".")
-            if not parent.is_dir():
-                raise UsageError(f"{flag} folder does not exist: {parent}")
-            if Path(extra).is_dir():
-                raise UsageError(f"{flag} is a folder, not a file: {extra}")
+    # The second outputs are checked before any work too, and may be no input and no other output.
+    inputs = (src,) + ((opts.trajectory,) if opts.trajectory is not None else ())
+    if opts.preview is not None:
+        check_output_path(opts.preview, opts.overwrite, inputs, (".png",), what="--preview",
+                          other_outputs=(("output", out), ("--save-trajectory", opts.save_trajectory)))
+    if opts.save_trajectory is not None:
+        check_output_path(opts.save_trajectory, opts.overwrite, inputs, (".json",), what="--save-trajectory",
+                          other_outputs=(("output", out),))
+    given = _file_trajectory(info, opts) if opts.trajectory is not None else None
     backend_name, reason = choose_backend(opts.backend, opts.model, opts.device)
     note(f"backend: {backend_name} ({reason})", quiet)
     timings["probe"] = time.perf_counter() - t_start
@@ -221,15 +232,14 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
         if opts.trajectory is None and backend_name == "mosaic":
             spool = stack.enter_context(FrameSpool())
             keep = (opts.bg_step or MOSAIC_STEP, min(info.width, SPOOL_WIDTH), spool)
-        traj, traj_source = _get_trajectory(src, info, opts, lambda n: prog.update(task, completed=n), keep)
+        traj, traj_source = _get_trajectory(src, info, opts, lambda n: prog.update(task, completed=n), keep,
+                                             given)
         prog.update(task, completed=prog.tasks[task].total)
         rotation_at = RotationLookup(traj)
         level_info: dict = {"applied": False}
         if opts.level:
             traj, level_info = _level(src, traj)
             rotation_at = RotationLookup(traj)
-        if opts.save_trajectory is not None:
-            traj.save(opts.save_trajectory)
         shifts = None
         if opts.orientation == "follow":
             shifts = follow_shifts(heading_deg(traj.time_s, traj.R), width)
@@ -322,18 +332,22 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
                     prog.advance(task, 1)
             if n_written == 0:
                 raise Pano360Error(f"no frames decoded from {src}")
+            timings["render"] = time.perf_counter() - t0
+            # The second outputs are written (each atomically) before the video is renamed into
+            # place: when one fails, nothing of this run is left and an older output stays as it was.
+            preview_path = None
+            if opts.preview is not None:
+                from pano360.preview import contact_sheet, save_png
+
+                t0 = time.perf_counter()
+                save_png(opts.preview, contact_sheet(previews, seen, traj))
+                preview_path = str(opts.preview)
+                timings["preview"] = time.perf_counter() - t0
+            if opts.save_trajectory is not None:  # after the preview, the likelier to fail
+                traj.save(opts.save_trajectory)
         prog.update(task, completed=n_written, total=n_written)
-        timings["render"] = time.perf_counter() - t0
 
     coverage = _coverage(seen)
-    preview_path = None
-    if opts.preview is not None:
-        from pano360.preview import contact_sheet, save_png
-
-        t0 = time.perf_counter()
-        save_png(opts.preview, contact_sheet(previews, seen, traj))
-        preview_path = str(opts.preview)
-        timings["preview"] = time.perf_counter() - t0
     total = time.perf_counter() - t_start
     timings["total"] = total
     duration = float(info.duration_s) if info.duration_s else n_written / float(info.fps)
