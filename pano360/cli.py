@@ -9,6 +9,7 @@ command (an OSError, a bug) is still one line.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import click
@@ -49,6 +50,26 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version_cal
 
 
 _debug_flag = False  # set by --debug for the current main() call
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C, so every half-written output is removed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, _frame) -> None:
+    raise Terminated(signum)
+
+
+def install_signal_handlers() -> None:
+    """Make SIGTERM (``kill``, a render farm's stop) and SIGHUP (a closed terminal) unwind the
+    command as Ctrl-C does, instead of ending the process where it stands with its temp files."""
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _raise_terminated)
 
 
 def _debug() -> bool:
@@ -103,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Error: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        print(f"Error: stopped by {signal.Signals(exc.signum).name}", file=sys.stderr)
+        return 128 + exc.signum
     except MemoryError:
         if _debug():
             raise
@@ -124,8 +148,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:  # pragma: no cover - console script shim
+    install_signal_handlers()
     sys.exit(main())
 
 
 if __name__ == "__main__":  # pragma: no cover
+    install_signal_handlers()
     sys.exit(main())

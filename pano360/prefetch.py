@@ -5,6 +5,7 @@ PyAV, OpenCV and large numpy operations release the GIL, so on two cores the sta
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
 from typing import Generic, Iterable, Iterator, TypeVar
@@ -13,6 +14,20 @@ __all__ = ["Prefetch", "prefetch"]
 
 T = TypeVar("T")
 _DONE = object()
+# Every running producer (its stop flag and thread), so that the process can stop them all at exit.
+_LIVE: set[tuple[threading.Event, threading.Thread]] = set()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Stop and join the producers still running when the interpreter exits (after an error or a
+    SIGTERM unwound the consumer). A daemon thread ended by the interpreter's finalization inside
+    OpenCV's or PyAV's C++ code aborts the whole process ("terminate called without an active
+    exception", exit code -6) instead of letting it exit with its own code."""
+    for stop, _ in list(_LIVE):
+        stop.set()
+    for _, thread in list(_LIVE):
+        thread.join(timeout=5.0)
 
 
 class Prefetch(Iterator[T], Generic[T]):
@@ -41,10 +56,14 @@ class Prefetch(Iterator[T], Generic[T]):
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer
                 put((False, exc))
                 return
+            finally:
+                _LIVE.discard(entry)
             put((True, _DONE))
 
         self._queue, self._stop, self._done = q, stop, False
         self._thread = threading.Thread(target=run, name="pano360-prefetch", daemon=True)
+        entry = (stop, self._thread)
+        _LIVE.add(entry)
         self._thread.start()
 
     def __iter__(self) -> Prefetch[T]:
@@ -54,7 +73,14 @@ class Prefetch(Iterator[T], Generic[T]):
         if self._done:
             raise StopIteration
         try:
-            ok, item = self._queue.get()
+            while True:
+                try:
+                    ok, item = self._queue.get(timeout=0.1)
+                    break
+                except queue.Empty:
+                    if not self._thread.is_alive() and self._queue.empty():
+                        # Stopped from outside (at exit) without a last word: never a silent end.
+                        raise RuntimeError("the producer thread was stopped") from None
         except BaseException:
             self.close()
             raise
