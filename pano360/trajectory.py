@@ -88,9 +88,24 @@ class Trajectory:
             frames = sorted(data["frames"], key=lambda f: f["index"])
             if not frames:
                 raise ValueError("it has no frames")
+            if [f["index"] for f in frames] != list(range(len(frames))):
+                raise ValueError("its frame indices are not 0, 1, 2, ... (one entry per frame)")
+            time_s = np.array([f["time_s"] for f in frames], dtype=np.float64)
+            R = np.array([f["R"] for f in frames], dtype=np.float64)
+            if not np.isfinite(time_s).all() or (np.diff(time_s) <= 0).any():
+                raise ValueError("its frame times are not finite and increasing")
+            if R.shape != (len(frames), 3, 3) or not np.isfinite(R).all():
+                raise ValueError("every frame needs a finite 3x3 rotation R")
+            bad = (np.abs(np.swapaxes(R, 1, 2) @ R - np.eye(3)).max(axis=(1, 2)) > 1e-3) | (np.linalg.det(R) < 0)
+            if bad.any():
+                raise ValueError(f"frame {int(np.argmax(bad))}'s R is no rotation")
+            if not 0.0 < float(data["hfov_deg"]) <= 360.0:  # 360: a 360 video's own rotations (stabilize)
+                raise ValueError(f"hfov_deg must be within (0, 360], got {data['hfov_deg']}")
+            if int(data["width"]) <= 0 or int(data["height"]) <= 0:
+                raise ValueError("width and height must be positive")
             return cls(
-                time_s=np.array([f["time_s"] for f in frames], dtype=np.float64),
-                R=np.array([f["R"] for f in frames], dtype=np.float64),
+                time_s=time_s,
+                R=R,
                 hfov_deg=float(data["hfov_deg"]),
                 width=int(data["width"]),
                 height=int(data["height"]),
@@ -107,6 +122,19 @@ class Trajectory:
         with atomic_output(path, overwrite=True) as tmp:
             Path(tmp).write_text(json.dumps(self.to_json(), indent=1))
 
+    def check_covers(self, duration_s: float, fps: float, what: str) -> None:
+        """Raise Pano360Error unless the trajectory spans a video of ``duration_s`` seconds at ``fps``
+        (its first and last frames, within two frame periods): a trajectory of another clip, or
+        of a part of this one, would otherwise be stretched silently over the whole video."""
+        if not duration_s or duration_s <= 0:
+            return  # a length nobody knows cannot be checked
+        period = 1.0 / float(fps) if fps and fps > 0 else 0.04
+        last = max(float(duration_s) - period, 0.0)
+        first_t, last_t = float(self.time_s[0]), float(self.time_s[-1])
+        if first_t > 2 * period or last_t < last - 2 * period:
+            raise Pano360Error(f"{what} covers {first_t:.2f}-{last_t:.2f} s ({len(self)} frames), the video "
+                               f"0.00-{last:.2f} s: it is the trajectory of another clip")
+
     @classmethod
     def load(cls, path: str | Path) -> "Trajectory":
         """Read a trajectory file; raises Pano360Error on a missing or malformed file."""
@@ -116,4 +144,7 @@ class Trajectory:
         data = read_json_file(path, "trajectory")
         if not isinstance(data, dict):
             raise Pano360Error(f"not a valid trajectory file: {path}")
-        return cls.from_json(data)
+        try:
+            return cls.from_json(data)
+        except Pano360Error as exc:
+            raise Pano360Error(f"{exc}: {path}") from None

@@ -212,3 +212,86 @@ def test_convert_refuses_a_360_video(tmp_path, capsys):
     assert code == 1 and out == "" and len(err.strip().splitlines()) == 1
     assert "already a 360 video (equirectangular, stereo top-bottom" in err and "reframe" in err
     assert list(tmp_path.iterdir()) == [] and _digest(congo) == before
+
+
+def test_second_outputs_are_checked_like_the_first_before_any_work(tmp_path, capsys):
+    """--save-trajectory, --preview and --report may be no input, no other output, no existing file
+    without -y, and have their own kind of name: refused (exit 2) before anything is written."""
+    src = _clip(tmp_path / "clip.mp4", moov_first=False)
+    (tmp_path / "old.json").write_text("keep me")
+    before = _digest(src)
+    out = str(tmp_path / "o.mp4")
+    for extra, word in ([["--save-trajectory", str(src)], "--save-trajectory must be named .json"],
+                        [["--preview", str(src)], "--preview must be named .png"],
+                        [["--preview", out[:-4] + ".png", "--save-trajectory", out[:-4] + ".png"], "is the same file as the --save-trajectory"],
+                        [["--save-trajectory", str(tmp_path / "old.json")], "--save-trajectory exists"],
+                        [["--preview", str(tmp_path / "no" / "p.png")], "--preview folder does not exist"]):
+        code, _, err = _run(["convert", str(src), out, "--width", "256"] + extra, capsys)
+        assert code == 2 and err.strip().splitlines() == [err.strip()] and word in err, (extra, err)
+    code, _, err = _run(["stabilize", str(src), out, "--save-trajectory", str(tmp_path / "old.json")], capsys)
+    assert code == 2  # the input is no 360 video or the trajectory exists: either way, nothing written
+    batch_in = tmp_path / "in"
+    batch_in.mkdir()
+    shutil.copy(src, batch_in / "a.mp4")
+    for argv, word in ([["batch", str(batch_in), str(tmp_path / "bo"), "--report", str(batch_in / "a.mp4")], "--report must be named .json"],
+                       [["batch", str(batch_in), str(batch_in)], "the output folder is the input folder"],
+                       [["batch", str(src), str(tmp_path / "bo")], "input is a file"]):
+        code, _, err = _run(argv, capsys)
+        assert code == 2 and word in err, (argv, err)
+    assert _digest(src) == before and _digest(batch_in / "a.mp4") == before
+    assert (tmp_path / "old.json").read_text() == "keep me"
+    assert not (tmp_path / "o.mp4").exists() and not list((tmp_path / "bo").glob("*.mp4"))
+
+
+def test_a_trajectory_of_another_clip_or_no_rotations_is_refused(tmp_path, capsys):
+    import json
+
+    from pano360.trajectory import Trajectory
+
+    src = _clip(tmp_path / "clip.mp4", moov_first=False)  # 12 frames at 10 fps
+    full = Trajectory(np.arange(12) / 10.0, np.repeat(np.eye(3)[None], 12, 0), 60.0, 64, 32)
+    full.save(tmp_path / "full.json")
+    Trajectory(full.time_s[:2], full.R[:2], 60.0, 64, 32).save(tmp_path / "two.json")
+    data = full.to_json()
+    data["frames"][3]["R"][0][0] = 2.0
+    (tmp_path / "skew.json").write_text(json.dumps(data))
+    data["frames"][3]["R"][0][0] = float("nan")
+    (tmp_path / "nan.json").write_text(json.dumps(data))
+    for name, word in (("two", "covers 0.00-0.10 s (2 frames), the video 0.00-1.10 s"), ("skew", "frame 3's R is no rotation"),
+                       ("nan", "finite 3x3 rotation")):
+        code, _, err = _run(["convert", str(src), str(tmp_path / "o.mp4"), "--width", "256",
+                             "--trajectory", str(tmp_path / f"{name}.json")], capsys)
+        assert code == 1 and len(err.strip().splitlines()) == 1 and word in err, (name, err)
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_reframe_refuses_angles_that_are_no_numbers(tmp_path, capsys):
+    src = _clip(tmp_path / "eq.mp4", moov_first=False)  # 64x32: 2:1
+    for flag in ("--yaw", "--pitch", "--roll"):
+        code, _, err = _run(["reframe", str(src), str(tmp_path / "r.mp4"), flag, "nan"], capsys)
+        assert code == 2 and f"{flag} must be a number of degrees" in err, err
+    code, _, err = _run(["reframe", str(src), str(tmp_path / "r.mp4"), "--preset", "tiny-planet", "--projection", "rectilinear"], capsys)
+    assert code == 2 and "tiny-planet preset's 270 deg FOV" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eq.mp4"]
+
+
+def test_sigterm_removes_the_half_written_output(tmp_path):
+    """A render farm's stop (SIGTERM) unwinds like Ctrl-C: exit 143, no temp file, no output."""
+    import signal
+    import time
+
+    src = _clip(tmp_path / "clip.mp4", moov_first=False, frames=300)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PANO360_DEBUG"}
+    proc = subprocess.Popen([sys.executable, "-m", "pano360.cli", "convert", str(src), str(out_dir / "o.mp4"),
+                             "--hfov", "60", "--width", "4096"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=ROOT)
+    deadline = time.monotonic() + 120
+    while not list(out_dir.iterdir()) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the encoder's temp file exists
+    assert proc.poll() is None, "convert finished before it could be stopped"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and err.strip().splitlines()[-1] == "Error: stopped by SIGTERM", err
+    assert list(out_dir.iterdir()) == []

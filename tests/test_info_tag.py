@@ -70,7 +70,7 @@ def test_tag_real_video(tmp_path, capsys):
     before = src.stat().st_mtime_ns, src.stat().st_size
     out = tmp_path / "out.mp4"
     code, stdout, err = _run(["tag", str(src), str(out), "-q"], capsys)
-    assert code == 0 and stdout == "" and err == ""
+    assert code == 0 and err == "" and stdout.strip() == f"wrote {out} (360 equirectangular, stereo none)"  # -q: the result line only
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]  # no temp file left
     assert (src.stat().st_mtime_ns, src.stat().st_size) == before
     probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-of", "json", "-show_entries",

@@ -48,8 +48,10 @@ def command(
     if trajectory is not None:
         from pano360.trajectory import Trajectory
 
+        traj = Trajectory.load(trajectory)
+        traj.check_covers(info.duration_s, float(info.fps), f"--trajectory {trajectory}")
         try:
-            share = trajectory_coverage(Trajectory.load(trajectory))[0]
+            share = trajectory_coverage(traj)[0]
         except ValueError as exc:
             raise Pano360Error(f"{exc}: {trajectory}") from None
         coverage = {"source": "trajectory", "share": round(share, 5)}

@@ -73,7 +73,7 @@ def command(
 
     import numpy as np
 
-    from pano360.console import note, progress_enabled, stage_progress
+    from pano360.console import progress_enabled, stage_progress
     from pano360.errors import UsageError
     from pano360.io.atomic import MP4_OUTPUT_SUFFIXES, atomic_output, check_output_path
     from pano360.post.inputs import check_erp_video
@@ -91,9 +91,16 @@ def command(
     proj_name = projection.value if projection else proj_name
     if pitch is None and preset is not None and path is None and follow is None:
         pitch = preset_pitch
+    for flag, value in (("--yaw", yaw), ("--pitch", pitch), ("--roll", roll)):
+        if value is not None and not np.isfinite(value):
+            raise UsageError(f"{flag} must be a number of degrees, got {value}")
+    span = "(0, 360]" if proj_name == "fisheye" else f"(0, {max_hfov(proj_name):.0f})"  # a fisheye may see all round
+    if hfov is None and preset_hfov is not None and not 0.0 < preset_hfov < max_hfov(proj_name):
+        raise UsageError(f"the {preset.value} preset's {preset_hfov:.0f} deg FOV is outside {span} for --projection "
+                         f"{proj_name}; give --hfov too")
     hfov = hfov if hfov is not None else preset_hfov
     if hfov is not None and not 0.0 < hfov < max_hfov(proj_name):
-        raise UsageError(f"--hfov must be in (0, {max_hfov(proj_name):.0f}) degrees for {proj_name}, got {hfov}")
+        raise UsageError(f"--hfov must be in {span} degrees for {proj_name}, got {hfov}")
 
     traj = None
     offsets = (yaw or 0.0, pitch or 0.0, roll or 0.0)
@@ -102,6 +109,7 @@ def command(
         from pano360.trajectory import Trajectory
 
         traj = Trajectory.load(follow)
+        traj.check_covers(info.duration_s, float(info.fps), f"--follow {follow}")
         camera = adjusted_camera(follow_camera(traj), R_off, hfov)
     elif path is not None:
         from pano360.post.keyframes import load_keyframes
@@ -140,6 +148,6 @@ def command(
     if json_output:
         typer.echo(json.dumps(summary))
     else:
-        note(f"wrote {output}: {result.frames} frames {width}x{height} {proj_name}"
-             f"{f' from the left eye of a {stereo} stereo video' if stereo != 'none' else ''} "
-             f"({summary['render_fps']} frames/s)", quiet)
+        typer.echo(f"wrote {output}: {result.frames} frames {width}x{height} {proj_name}"
+                   f"{f' from the left eye of a {stereo} stereo video' if stereo != 'none' else ''} "
+                   f"({summary['render_fps']} frames/s)")

@@ -45,4 +45,4 @@ def command(
         note(f"warning: {info.width}x{info.height} is not 2:1; an equirectangular frame usually is", quiet)
     with atomic_output(output, overwrite=overwrite) as tmp:
         inject_spherical(input, tmp, stereo=stereo.value, faststart=faststart)
-    note(f"wrote {output} (360 equirectangular, stereo {stereo.value})", quiet)
+    typer.echo(f"wrote {output} (360 equirectangular, stereo {stereo.value})")  # the result line, -q or not
