@@ -188,6 +188,18 @@ def test_probe_real_clips():
     assert box.spherical is None and not box.is_360
     avi = probe_video(shared_file("clips/tree.avi"))
     assert (avi.codec, avi.width, avi.height, avi.has_audio) == ("cinepak", 320, 240, False)
+    # Its index has 444 entries for 68 pictures (dropped frames): a count, not what decodes.
+    assert avi.frame_count == 444 and not avi.frame_count_exact
+    assert box.pixel_aspect == 1 and box.non_square_pixels is None
+
+
+def test_non_square_pixels_are_reported(tmp_path):
+    src = tmp_path / "sar.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(shared_file("clips/cup.mp4")), "-t", "0.3",
+                    "-vf", "scale=160:120,setsar=2", "-an", str(src)], check=True)
+    info = probe_video(src)
+    assert info.pixel_aspect == 2 and info.to_dict()["pixel_aspect"] == "2:1"
+    assert "not square (aspect 2:1)" in info.non_square_pixels
 
 
 def test_atomic_output_mode_and_checks(tmp_path):

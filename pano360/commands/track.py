@@ -58,6 +58,8 @@ def command(
         raise UsageError(f"--hfov must be between 1 and 179 degrees, got {hfov:g}")
     info = validate_video_input(input)
     out = check_output_path(output, overwrite, (input,))
+    if info.non_square_pixels:
+        note(f"warning: {info.non_square_pixels}", quiet)
     t0 = time.perf_counter()
     with stage_progress(progress_enabled(quiet, json_output)) as progress:
         task = progress.add_task("tracking", total=info.frame_count or None)

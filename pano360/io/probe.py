@@ -55,11 +55,23 @@ class VideoInfo:
     spherical: SphericalInfo | None
     colour: ColourInfo = ColourInfo()
     frame_time_base: Fraction = Fraction(1, 90000)
+    pixel_aspect: Fraction = Fraction(1)  # the sample aspect ratio (width : height of one pixel)
 
     @property
     def is_360(self) -> bool:
         """Carries 360 metadata (whatever its projection)."""
         return self.spherical is not None
+
+    @property
+    def non_square_pixels(self) -> str | None:
+        """A warning when the pixels are not square (anamorphic DV, some cameras), else None: the
+        geometry takes pixels as square, so such a clip's FOV and rotations come out wrong."""
+        if self.pixel_aspect == 1:
+            return None
+        a = self.pixel_aspect
+        return (f"the input's pixels are not square (aspect {a.numerator}:{a.denominator}) and are taken as "
+                f"square: its field of view and rotations will be off (make them square first, e.g. "
+                f"ffmpeg -vf scale=iw*sar:ih,setsar=1)")
 
     @property
     def stereo(self) -> str:
@@ -74,8 +86,17 @@ class VideoInfo:
         d["fps_fraction"] = f"{self.fps.numerator}/{self.fps.denominator}"
         d["spherical"] = self.spherical.to_dict() if self.spherical is not None else None
         d["frame_time_base"] = f"{self.frame_time_base.numerator}/{self.frame_time_base.denominator}"
+        d["pixel_aspect"] = f"{self.pixel_aspect.numerator}:{self.pixel_aspect.denominator}"
         d["is_360"] = self.is_360
         return d
+
+
+def _pixel_aspect(stream: av.video.stream.VideoStream) -> Fraction:
+    """A stream's sample aspect ratio; 1 where it is square or not given (0:1)."""
+    sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    if not sar or sar.numerator <= 0 or sar.denominator <= 0:
+        return Fraction(1)
+    return Fraction(sar.numerator, sar.denominator)
 
 
 def _check_file(path: Path) -> int:
@@ -174,7 +195,9 @@ def probe_video(path: str | Path) -> VideoInfo:
         if fps is None:
             fps = Fraction(30)
         frames = int(stream.frames or 0)
-        exact = frames > 0
+        # An AVI's count is of its index entries, the empty ones of dropped frames included
+        # (tree.avi: 444 entries, 68 pictures): a count, not the frames that decode.
+        exact = frames > 0 and fmt != "avi"
         if not exact:
             frames = max(1, int(round(duration * float(fps))))
         width, height = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
@@ -185,6 +208,7 @@ def probe_video(path: str | Path) -> VideoInfo:
             pix_fmt=pix_fmt, bit_depth=_bit_depth(pix_fmt), has_audio=audio is not None,
             audio_codec=_codec_name(audio) if audio is not None else None,
             spherical=None, colour=frame_colour(first), frame_time_base=writer_time_base(stream.time_base),
+            pixel_aspect=_pixel_aspect(stream),
         )
     spherical = read_spherical(path) if fmt.startswith("mov") else None
     if spherical is not None:

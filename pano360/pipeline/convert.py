@@ -218,6 +218,8 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
         check_output_path(opts.save_trajectory, opts.overwrite, inputs, (".json",), what="--save-trajectory",
                           other_outputs=(("output", out),))
     given = _file_trajectory(info, opts) if opts.trajectory is not None else None
+    if info.non_square_pixels:
+        note(f"warning: {info.non_square_pixels}", quiet)
     backend_name, reason = choose_backend(opts.backend, opts.model, opts.device)
     note(f"backend: {backend_name} ({reason})", quiet)
     timings["probe"] = time.perf_counter() - t_start

@@ -173,7 +173,9 @@ def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg
     n = len(frames)
     warnings: list[str] = []
     if not kfs:
-        raise Pano360Error(f"cannot track {source or 'the clip'}: none of its {n} frames has anything to track (black, blank or featureless video)")
+        why = (f"{out_w}x{out_h} is too small to find corners in; 96x54 or more works" if min(out_w, out_h) < 54
+               else "black, blank or featureless video")
+        raise Pano360Error(f"cannot track {source or 'the clip'}: none of its {n} frames has anything to track ({why})")
     t0 = time.perf_counter()
     segments = np.array([k.segment for k in kfs])
     # Breaks bridged by a direct alignment link their segments like shared tracks do.
