@@ -50,10 +50,21 @@ def _ray_run(todo: list[Job], opts_dict: dict, address: str | None, gpus_per_tas
     started_here = False
     address = address or os.environ.get("RAY_ADDRESS") or None
     if not ray.is_initialized():
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        import logging
+        import warnings
+
+        # Ray's own INFO lines and warnings would bury the one-line error of an unreachable cluster.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                if address:
+                    ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+                else:
+                    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+            except (ConnectionError, TimeoutError) as exc:
+                from pano360.errors import Pano360Error
+
+                raise Pano360Error(f"cannot reach the Ray cluster at {address or 'localhost'}: {exc}") from None
         started_here = True
     try:
         if gpus_per_task and ray.cluster_resources().get("GPU", 0) < gpus_per_task:

@@ -74,7 +74,7 @@ def command(
                           other_outputs=tuple(("output", j.output) for j in found))
     name, reason = choose_backend(backend, model, device)
     loud = not (quiet or json_output)
-    note(f"batch: {len(found)} videos, backend {name} ({reason})" + (", on Ray" if ray else f", {jobs} at a time"), not loud)
+    note(f"batch: {len(found)} video{'s' if len(found) != 1 else ''}, backend {name} ({reason})" + (", on Ray" if ray else f", {jobs} at a time"), not loud)
     opts = dict(backend=name, width=width, hfov_deg=hfov, orientation=orientation, level=level, crf=crf, preset=preset,
                 model=model, device=device,
                 wan=wan_kwargs(lora, lora_scale, prompt, negative_prompt, steps, guidance, shift, seed, gen_width, offload))

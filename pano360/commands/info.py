@@ -19,8 +19,8 @@ def _human(info) -> str:
         f"size:       {info.width}x{info.height}" + (f" (stored {info.coded_width}x{info.coded_height}, "
                                                      f"display rotation {info.rotation_deg} deg)"
                                                      if info.rotation_deg else ""),
-        *([f"pixels:     {info.pixel_aspect.numerator}:{info.pixel_aspect.denominator} (non-square; "
-           f"pano360 takes them as square)"] if info.pixel_aspect != 1 else []),
+        *([f"pixels:     {info.pixel_aspect.numerator}:{info.pixel_aspect.denominator} (non-square)"]
+          if info.pixel_aspect != 1 else []),
         f"fps:        {fps:.3f} ({info.fps.numerator}/{info.fps.denominator})",
         f"duration:   {info.duration_s:.3f} s",
         f"frames:     {info.frame_count}" + ("" if info.frame_count_exact else " (estimated)"),

@@ -34,6 +34,7 @@ def command(
     from pano360.io.reader import iter_frames
     from pano360.post.inputs import check_erp_video, first_eye
     from pano360.post.metrics import MotionMeter, lr_consistency, seam_ratio, sphere_share, trajectory_coverage
+    from pano360.prefetch import prefetch
 
     if trajectory is not None and mask is not None:
         raise UsageError("--trajectory and --mask cannot be combined")
@@ -70,7 +71,7 @@ def command(
     total = min(info.frame_count, max_frames) if max_frames else info.frame_count
     with stage_progress(progress_enabled(quiet, json_output)) as progress:
         task = progress.add_task("measure", total=total)
-        for f in iter_frames(video, max_frames=max_frames):
+        for f in prefetch(iter_frames(video, max_frames=max_frames)):  # decoding beside measuring
             rgb = first_eye(f.rgb, stereo)
             lr.append(lr_consistency(rgb))
             seam.append(seam_ratio(rgb, band=None))

@@ -22,6 +22,9 @@ column the seam happens to fall on.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+
 import cv2
 import numpy as np
 
@@ -64,13 +67,16 @@ def seam_ratio(erp: np.ndarray, band: int | None = 0) -> float:
     texture is the seam's own. Returns 1.0 when nothing changes from column to column.
     """
     _check_erp(erp)
-    x = erp.astype(np.float32)
-    seam = float(np.abs(x[:, 0] - x[:, -1]).mean())
+    seam = float(np.abs(erp[:, 0].astype(np.float32) - erp[:, -1]).mean())
     if band is None:
-        inner = float(np.abs(np.diff(x, axis=1)).mean())
+        if erp.dtype == np.uint8:  # |col j+1 - col j| is exact in 8 bits: OpenCV does the frame ~10x faster
+            d = cv2.absdiff(erp[:, 1:], erp[:, :-1])
+            inner = float(sum(cv2.sumElems(d))) / d.size
+        else:
+            inner = float(np.abs(np.diff(erp.astype(np.float32), axis=1)).mean())
     else:
         k = band or max(4, erp.shape[1] // 64)
-        near = np.concatenate([x[:, : k + 1], x[:, -(k + 1):]], axis=1)
+        near = np.concatenate([erp[:, : k + 1], erp[:, -(k + 1):]], axis=1).astype(np.float32)
         d = np.abs(np.diff(near, axis=1))
         inner = float(np.concatenate([d[:, :k], d[:, -k:]], axis=1).mean())  # skip the seam pair itself
     return seam / inner if inner > 0 else 1.0
@@ -90,6 +96,11 @@ def flow_magnitude(prev: np.ndarray, cur: np.ndarray) -> float:
     return float(np.linalg.norm(flow, axis=2).mean())
 
 
+@cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=len(VIEWS), thread_name_prefix="pano360-flow")
+
+
 class MotionMeter:
     """Accumulates per-view motion magnitude over a stream of RGB ERP frames."""
 
@@ -102,8 +113,10 @@ class MotionMeter:
     def add(self, rgb_erp: np.ndarray) -> None:
         views = view_grays(rgb_erp, self.view_size)
         if self.prev is not None:
-            for k in VIEWS:
-                self.sums[k] += flow_magnitude(self.prev[k], views[k])
+            prev = self.prev
+            # The four views' flows run side by side (OpenCV releases the GIL): ~2x on two cores.
+            for k, m in zip(VIEWS, _pool().map(lambda k: flow_magnitude(prev[k], views[k]), VIEWS)):
+                self.sums[k] += m
             self.pairs += 1
         self.prev = views
 
