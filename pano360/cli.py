@@ -18,6 +18,7 @@ import typer
 from pano360 import __version__
 from pano360.commands import batch, convert, info, metrics, reframe, stabilize, tag, track, train
 from pano360.errors import Pano360Error
+from pano360.signals import Terminated, install_signal_handlers
 
 app = typer.Typer(
     name="pano360",
@@ -50,26 +51,6 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version_cal
 
 
 _debug_flag = False  # set by --debug for the current main() call
-
-
-class Terminated(BaseException):
-    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C, so every half-written output is removed."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _raise_terminated(signum: int, _frame) -> None:
-    raise Terminated(signum)
-
-
-def install_signal_handlers() -> None:
-    """Make SIGTERM (``kill``, a render farm's stop) and SIGHUP (a closed terminal) unwind the
-    command as Ctrl-C does, instead of ending the process where it stands with its temp files."""
-    for name in ("SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), _raise_terminated)
 
 
 def _debug() -> bool:

@@ -87,3 +87,21 @@ def test_inputs_differing_only_in_suffix_get_separate_outputs(tmp_path):
     jobs = discover_jobs(tmp_path / "in", tmp_path / "out")
     assert [(j.rel, j.output.relative_to(tmp_path / "out").as_posix()) for j in jobs] == [
         ("clip.mov", "clip.mov.mp4"), ("clip.mp4", "clip.mp4.mp4"), ("sub/other.MP4", "sub/other.mp4")]
+
+
+def test_globstar_includes_the_folder_itself_and_a_foreign_file_is_kept(folder, capsys):
+    """'trip/**/*.mp4' takes trip/b.mp4 as well as trip/day2/c.mp4 (as a shell with globstar does);
+    a file already at an output path that no conversion made is not replaced without -y."""
+    from pano360.batch import discover_jobs
+
+    jobs = discover_jobs(folder / "in", folder / "glob_out", "trip/**/*.mp4")
+    assert sorted(j.rel for j in jobs) == ["trip/b.mp4", "trip/broken.mp4", "trip/day2/c.mp4"]
+    out = folder / "foreign_out"
+    out.mkdir()
+    (out / "a.mp4").write_bytes(b"someone else's file")
+    rc = main(["batch", str(folder / "in"), str(out), *ARGS, "--glob", "a.mp4", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert rc == 1 and report["summary"]["failed"] == 1 and "use -y" in report["jobs"][0]["error"]
+    assert (out / "a.mp4").read_bytes() == b"someone else's file"
+    assert main(["batch", str(folder / "in"), str(out), *ARGS, "--glob", "a.mp4", "-y", "-q"]) == 0
+    assert read_spherical(out / "a.mp4").projection == "equirectangular"

@@ -45,7 +45,10 @@ def discover_jobs(in_dir: str | Path, out_dir: str | Path, pattern: str | None =
         if dst_resolved in path.resolve().parents:
             continue
         if pattern:
-            if not (fnmatch.fnmatch(rel.as_posix(), pattern) or fnmatch.fnmatch(path.name, pattern)):
+            # "dir/**/*.mp4" means any depth below dir, none included (as in shells with globstar);
+            # fnmatch's "*" crosses "/", so "**/" may stand for no folder as well.
+            flat = pattern.replace("**/", "")
+            if not any(fnmatch.fnmatch(rel.as_posix(), p) for p in (pattern, flat)) and not fnmatch.fnmatch(path.name, pattern):
                 continue
         elif path.suffix.lower() not in VIDEO_SUFFIXES:
             continue

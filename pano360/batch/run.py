@@ -4,6 +4,7 @@ Ray tasks), never let one failure stop the others, and report."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import time
 import traceback
@@ -20,6 +21,7 @@ def convert_one(input_path: str, output_path: str, opts_dict: dict[str, Any]) ->
     """Convert one file; never raises: returns ``{"status": "done"|"failed", ...}`` (runs in workers)."""
     from pano360.errors import Pano360Error
     from pano360.pipeline.convert import ConvertOptions, convert_video
+    from pano360.signals import Terminated
 
     t0 = time.perf_counter()
     try:
@@ -30,6 +32,12 @@ def convert_one(input_path: str, output_path: str, opts_dict: dict[str, Any]) ->
                 "frames": result["frames"], "coverage_pct": result["coverage_pct"], "error": None}
     except Pano360Error as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    except (KeyboardInterrupt, Terminated) as exc:
+        if multiprocessing.parent_process() is None:
+            raise  # in-process: the command stops
+        # A pool worker: its output's temp file is gone (the exception unwound through it); end the
+        # process, or the pool would hand it the next queued video.
+        os._exit(130 if isinstance(exc, KeyboardInterrupt) else 128 + exc.signum)
     except MemoryError:
         msg = "out of memory"
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
@@ -103,6 +111,10 @@ def run_batch(jobs: list[Job], opts_dict: dict[str, Any], n_jobs: int = 1, ray_a
     for job in jobs:
         if not redo and is_complete(job.output):
             done(job, {"status": "skipped", "seconds": 0.0, "error": None})
+        elif not redo and job.output.exists():
+            # Outputs appear atomically, so this file is not a conversion of ours: never replaced without -y.
+            done(job, {"status": "failed", "seconds": 0.0,
+                       "error": f"output exists and is no 360 video: {job.output} (use -y/--overwrite to replace it)"})
         else:
             todo.append(job)
     opts_dict = {**opts_dict, "overwrite": True}  # an incomplete output is redone
@@ -113,9 +125,12 @@ def run_batch(jobs: list[Job], opts_dict: dict[str, Any], n_jobs: int = 1, ray_a
         for job in todo:
             done(job, convert_one(str(job.input), str(job.output), opts_dict))
     else:
-        import multiprocessing
+        from pano360.signals import install_signal_handlers
 
-        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        # Workers unwind on SIGTERM too, so a stopped batch leaves no temp file behind.
+        pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=install_signal_handlers)
+        try:
             futures = {pool.submit(convert_one, str(j.input), str(j.output), opts_dict): j for j in todo}
             for fut in as_completed(futures):
                 try:
@@ -123,6 +138,14 @@ def run_batch(jobs: list[Job], opts_dict: dict[str, Any], n_jobs: int = 1, ray_a
                 except Exception as exc:  # noqa: BLE001 - a crashed worker is one failed job
                     res = {"status": "failed", "seconds": 0.0, "error": f"worker crashed: {type(exc).__name__}"}
                 done(futures[fut], res)
+        except BaseException:
+            # Ctrl-C or SIGTERM: the queued jobs are dropped and the running ones stopped (each
+            # removes its own temp file), instead of leaving the pool block only when all are done.
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
     return [records[j.rel] for j in jobs]
 
 
