@@ -161,7 +161,10 @@ def test_preview_sheet_and_json_summary(rendered, converted, capsys):
     assert set(summary["timings_s"]) >= {"track", "mosaic", "render", "total"}
     assert summary["trajectory"]["source"] == "file" and summary["trajectory"]["hfov_deg"] == HFOV
     saved = Trajectory.load(rendered["folder"] / "saved.json")
-    assert np.allclose(saved.R, rendered["traj"].R)
+    # In the output's frame: each rotation is the input's turned about the vertical by its follow shift.
+    turn = saved.R @ np.swapaxes(rendered["traj"].R, 1, 2)
+    assert np.allclose(turn[:, :, 1], [0.0, 1.0, 0.0], atol=1e-9) and np.allclose(turn[:, 1, :], [0.0, 1.0, 0.0], atol=1e-9)
+    assert np.allclose(saved.time_s, rendered["traj"].time_s) and saved.hfov_deg == HFOV
 
 
 def test_follow_orientation_puts_the_heading_at_the_centre(rendered):

@@ -35,8 +35,10 @@ def erp_video(tmp_path_factory):
     return path, decoded
 
 
-def test_round_trip_convert_then_follow_gives_the_clip_back(tmp_path, capsys):
-    """Render a phone clip inside a real panorama, convert it with its trajectory, reframe along it."""
+@pytest.mark.parametrize("orientation", ["world", "follow"])
+def test_round_trip_convert_then_follow_gives_the_clip_back(orientation, tmp_path, capsys):
+    """Render a phone clip inside a real panorama, convert it with its trajectory, reframe along the
+    trajectory convert saved (with --orientation follow, the world turned with the heading)."""
     from pano360.synth import load_erp, phone_path, write_clip
 
     erp = load_erp(shared_file("erp/sechelt.jpg"), max_width=2048)
@@ -45,9 +47,11 @@ def test_round_trip_convert_then_follow_gives_the_clip_back(tmp_path, capsys):
     traj = write_clip(clip, erp, times, R, 90.0, 256, 144, 30, crf=12)
     traj.save(traj_path)
     pano, back = tmp_path / "clip360.mp4", tmp_path / "back.mp4"
+    saved = tmp_path / "saved.json"
     assert main(["convert", str(clip), str(pano), "-q", "--backend", "mosaic", "--width", "1024",
-                 "--trajectory", str(traj_path), "--crf", "12"]) == 0
-    assert main(["reframe", str(pano), str(back), "--follow", str(traj_path), "--crf", "12", "--json"]) == 0
+                 "--trajectory", str(traj_path), "--crf", "12", "--orientation", orientation,
+                 "--save-trajectory", str(saved)]) == 0
+    assert main(["reframe", str(pano), str(back), "--follow", str(saved), "--crf", "12", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (summary["width"], summary["height"], summary["camera"]) == (256, 144, "follow")
     scores = [psnr(a.rgb, b.rgb) for a, b in zip(iter_frames(clip), iter_frames(back))]

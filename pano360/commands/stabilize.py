@@ -25,7 +25,7 @@ def command(
     input: Annotated[Path, typer.Argument(help="An equirectangular (360) video.", show_default=False)],
     output: Annotated[Path, typer.Argument(help="The stabilised 360 MP4 to write.", show_default=False)],
     mode: Annotated[Mode, typer.Option("--mode", help="lock: the world holds still; smooth: keep a smoothed path.")] = Mode.lock,
-    smooth: Annotated[float, typer.Option("--smooth", help="Smoothing time constant in seconds (--mode smooth).")] = 0.5,
+    smooth: Annotated[Optional[float], typer.Option("--smooth", help="Smoothing time constant in seconds (--mode smooth; default 0.5).", show_default=False)] = None,
     level: Annotated[bool, typer.Option("--level", help="Level the horizon (from the scene's vertical lines).")] = False,
     save_trajectory: Annotated[Optional[Path], typer.Option("--save-trajectory", help="Also write the measured rotations (trajectory JSON).")] = None,
     analysis_width: Annotated[int, typer.Option("--analysis-width", help="Width the rotation is measured at.")] = 960,
@@ -49,6 +49,9 @@ def command(
     from pano360.post.stabilize import estimate_video_rotations, render_corrected, target_path
     from pano360.project.rotation import rotation_angle_deg
 
+    if smooth is not None and mode != Mode.smooth:
+        raise UsageError("--smooth applies to --mode smooth (lock holds the view still)")
+    smooth = 0.5 if smooth is None else smooth
     if not 0.0 <= smooth <= 60.0:
         raise UsageError(f"--smooth must be within 0..60 seconds, got {smooth}")
     if not 128 <= analysis_width <= 4096:
@@ -117,8 +120,9 @@ def _estimate_up(path: Path, traj, analysis_width: int, stereo: str = "none", sa
         if share >= 0.5:  # most straight lines agree: a built scene with verticals
             ups.append(traj.R[f.index] @ up)
             weights.append(share)
-    if not ups:
-        return None, {"applied": False, "reason": "too few vertical lines agree in the picture"}
+    if len(ups) < 2:  # one frame's lines alone misled it (a 24 deg tilt found for 5.5 on a landscape)
+        return None, {"applied": False, "reason": "too few vertical lines agree in the picture"
+                      + (" (in one sampled frame only)" if ups else "")}
     up = (np.array(ups) * np.array(weights)[:, None]).sum(0)
     up /= np.linalg.norm(up)
     tilt = float(np.degrees(np.arccos(np.clip(-up[1], -1.0, 1.0))))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -346,7 +346,7 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
                 preview_path = str(opts.preview)
                 timings["preview"] = time.perf_counter() - t0
             if opts.save_trajectory is not None:  # after the preview, the likelier to fail
-                traj.save(opts.save_trajectory)
+                _output_trajectory(traj, shifts, width, yuv).save(opts.save_trajectory)
         prog.update(task, completed=n_written, total=n_written)
 
     coverage = _coverage(seen)
@@ -371,6 +371,22 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
         "realtime_factor": round(total / duration, 3) if duration > 0 else None,
         "preview": preview_path,
     }
+
+
+def _output_trajectory(traj: Trajectory, shifts: np.ndarray | None, width: int, yuv: bool) -> Trajectory:
+    """The trajectory in the output's frame: with ``--orientation follow`` each output frame is the
+    world turned by its shift (as :func:`_turn` applies it), so ``reframe --follow`` of the output
+    along this file gives the clip back."""
+    if shifts is None:
+        return traj
+    from pano360.project.rotation import euler_to_matrix
+
+    eff = np.array([int(shifts[min(i, len(shifts) - 1)]) for i in range(len(traj))])
+    if yuv:
+        eff -= eff % 2
+    # Output column j shows world column j + shift: output longitudes are the world's less the turn.
+    turns = np.stack([euler_to_matrix(-360.0 * k / width, 0.0, 0.0) for k in eff])
+    return replace(traj, R=turns @ traj.R)
 
 
 def _turn(frame: np.ndarray, shift: int, yuv_height: int | None) -> np.ndarray:
