@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         # Outside standalone mode click returns a command's `typer.Exit(code)` as the value.
         result = app(args=argv, standalone_mode=False)
         if isinstance(result, int) and not isinstance(result, bool):
+            if result == 130:  # typer answers Ctrl-C with 130, silently
+                print("Error: interrupted", file=sys.stderr)
             return result
     except _EXITS as exc:
         return int(getattr(exc, "exit_code", 0) or 0)

@@ -275,8 +275,10 @@ def test_reframe_refuses_angles_that_are_no_numbers(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["eq.mp4"]
 
 
-def test_sigterm_removes_the_half_written_output(tmp_path):
-    """A render farm's stop (SIGTERM) unwinds like Ctrl-C: exit 143, no temp file, no output."""
+@pytest.mark.parametrize("name, code, message", [("SIGTERM", 143, "Error: stopped by SIGTERM"),
+                                                  ("SIGINT", 130, "Error: interrupted")])
+def test_a_stop_removes_the_half_written_output(name, code, message, tmp_path):
+    """A render farm's stop (SIGTERM) unwinds like Ctrl-C: its exit code, one line, no temp file, no output."""
     import signal
     import time
 
@@ -291,7 +293,7 @@ def test_sigterm_removes_the_half_written_output(tmp_path):
     while not list(out_dir.iterdir()) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)  # until the encoder's temp file exists
     assert proc.poll() is None, "convert finished before it could be stopped"
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(getattr(signal, name))
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143 and err.strip().splitlines()[-1] == "Error: stopped by SIGTERM", err
+    assert proc.returncode == code and err.strip().splitlines()[-1] == message, err
     assert list(out_dir.iterdir()) == []
