@@ -71,6 +71,7 @@ class VideoWriter:
     :meth:`write_yuv420` in that input's Y'CbCr (untagged, players guess: BT.601 for SD, BT.709 for
     HD). :meth:`write` converts RGB with BT.601 and says so in the stream (matrix SMPTE 170M,
     limited range, with ``colour``'s primaries and transfer when given).
+    ``pixel_aspect`` marks non-square pixels (an input's sample aspect ratio, for frames of its layout).
     ``reproducible=True`` makes two encodes of the same frames the same file, bit for bit (see
     :func:`x264_reproducible_params`); it costs 5-10 % of x264's speed on CPUs with AVX-512.
     Nothing cleans up the file on an error: wrap the path in :func:`pano360.io.atomic.atomic_output`.
@@ -79,7 +80,8 @@ class VideoWriter:
     def __init__(self, path: str | Path, width: int, height: int, fps: float | Fraction, codec: str = "h264",
                  crf: int = 18, preset: str = "medium", audio_from: str | Path | None = None, *,
                  faststart: bool = True, vfr: bool = False, time_base: Fraction | None = None,
-                 colour: ColourInfo | None = None, reproducible: bool = False) -> None:
+                 colour: ColourInfo | None = None, reproducible: bool = False,
+                 pixel_aspect: Fraction | None = None) -> None:
         if width <= 0 or height <= 0 or width % 2 or height % 2:
             raise Pano360Error(f"video size must be positive and even, got {width}x{height}")
         check_encoder_settings(codec, crf, preset)
@@ -121,6 +123,8 @@ class VideoWriter:
             # PyAV asks for slice threads by default; x264's frame threads (ffmpeg's own default)
             # encode ~12% more frames per second on 2 cores with the same output size.
             self._stream.codec_context.thread_type = "FRAME"
+            if pixel_aspect is not None and pixel_aspect != 1:  # e.g. a squeezed stereo 360 kept as it came
+                self._stream.codec_context.sample_aspect_ratio = Fraction(pixel_aspect)
             self._colour = colour
             self._tagged = False
             if audio_from is not None:
