@@ -141,7 +141,7 @@ def run_batch(jobs: list[Job], opts_dict: dict[str, Any], n_jobs: int = 1, ray_a
         except BaseException:
             # Ctrl-C or SIGTERM: the queued jobs are dropped and the running ones stopped (each
             # removes its own temp file), instead of leaving the pool block only when all are done.
-            for proc in list(getattr(pool, "_processes", {}).values()):
+            for proc in list(getattr(pool, "_processes", {}).values()):  # no public way before Python 3.14
                 proc.terminate()
             pool.shutdown(wait=True, cancel_futures=True)
             raise

@@ -56,6 +56,7 @@ def command(
     from pano360.io.atomic import check_output_path
     from pano360.io.writer import check_encoder_settings
     from pano360.pipeline.convert import check_width
+    from pano360.project.camera import check_clip_hfov
 
     if jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {jobs}")
@@ -63,8 +64,7 @@ def command(
         ray = True
     check_width(width)
     check_encoder_settings("h264", crf, preset)
-    if hfov is not None and not 1.0 < hfov < 179.0:  # as convert's, before any work
-        raise UsageError(f"--hfov must be between 1 and 179 degrees, got {hfov:g}")
+    check_clip_hfov(hfov)  # as convert's, before any work
     found = discover_jobs(in_dir, out_dir, glob)
     if not found:
         raise Pano360Error(f"no videos found under {in_dir}" + (f" matching {glob!r}" if glob else ""))

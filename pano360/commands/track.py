@@ -49,13 +49,12 @@ def command(
 ) -> None:
     """Estimate every frame's camera rotation and the horizontal FOV; write the trajectory file."""
     from pano360.console import note, progress_enabled, stage_progress
-    from pano360.errors import UsageError
+    from pano360.project.camera import check_clip_hfov
     from pano360.io.atomic import atomic_output, check_output_path
     from pano360.io.probe import validate_video_input
     from pano360.slam.estimate import track_clip
 
-    if hfov is not None and not 1.0 < hfov < 179.0:
-        raise UsageError(f"--hfov must be between 1 and 179 degrees, got {hfov:g}")
+    check_clip_hfov(hfov)
     info = validate_video_input(input)
     out = check_output_path(output, overwrite, (input,))
     if info.non_square_pixels:

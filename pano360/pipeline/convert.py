@@ -189,6 +189,7 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
     from pano360.io.reader import iter_frames, iter_yuv420
     from pano360.io.spherical import spherical_output
     from pano360.io.writer import VideoWriter, check_encoder_settings
+    from pano360.project.camera import check_clip_hfov
     from pano360.pipeline.orient import ORIENTATIONS, follow_shifts, heading_deg
     from pano360.prefetch import prefetch
 
@@ -200,8 +201,7 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
     height = width // 2
     if opts.orientation not in ORIENTATIONS:
         raise UsageError(f"--orientation must be one of {', '.join(ORIENTATIONS)}, got {opts.orientation!r}")
-    if opts.hfov_deg is not None and not 1.0 < opts.hfov_deg < 179.0:  # as track's
-        raise UsageError(f"--hfov must be between 1 and 179 degrees, got {opts.hfov_deg:g}")
+    check_clip_hfov(opts.hfov_deg)
     info = validate_video_input(src)
     if info.spherical is not None:
         sph = info.spherical
@@ -381,12 +381,14 @@ def _output_trajectory(traj: Trajectory, shifts: np.ndarray | None, width: int, 
         return traj
     from pano360.project.rotation import euler_to_matrix
 
-    eff = np.array([int(shifts[min(i, len(shifts) - 1)]) for i in range(len(traj))])
-    if yuv:
-        eff -= eff % 2
+    applied = _applied_shift(shifts[np.minimum(np.arange(len(traj)), len(shifts) - 1)], yuv)
     # Output column j shows world column j + shift: output longitudes are the world's less the turn.
-    turns = np.stack([euler_to_matrix(-360.0 * k / width, 0.0, 0.0) for k in eff])
-    return replace(traj, R=turns @ traj.R)
+    return replace(traj, R=euler_to_matrix(-360.0 * applied / width, 0.0, 0.0) @ traj.R)
+
+
+def _applied_shift(shift: int | np.ndarray, yuv: bool) -> int | np.ndarray:
+    """The column shift(s) :func:`_turn` applies: a 4:2:0 frame's is rounded down to even (chroma)."""
+    return shift - shift % 2 if yuv else shift
 
 
 def _turn(frame: np.ndarray, shift: int, yuv_height: int | None) -> np.ndarray:
@@ -394,7 +396,7 @@ def _turn(frame: np.ndarray, shift: int, yuv_height: int | None) -> np.ndarray:
     a packed 4:2:0 one of ``yuv_height`` rows, whose shift is rounded to even columns (chroma)."""
     if yuv_height is None:
         return np.roll(frame, -shift, axis=1)
-    shift -= shift % 2
+    shift = _applied_shift(shift, True)
     out = np.empty_like(frame)
     for src, dst, k in zip(yuv420_planes(frame, yuv_height), yuv420_planes(out, yuv_height), (1, 2, 2)):
         dst[:] = np.roll(src, -(shift // k), axis=1)

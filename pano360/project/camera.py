@@ -13,7 +13,10 @@ from functools import lru_cache
 
 import numpy as np
 
+from pano360.errors import UsageError
+
 __all__ = [
+    "check_clip_hfov",
     "focal_from_hfov",
     "hfov_from_focal",
     "vfov_from_hfov",
@@ -21,6 +24,13 @@ __all__ = [
     "pixel_rays",
     "project_to_pixels",
 ]
+
+
+def check_clip_hfov(hfov_deg: float | None) -> None:
+    """Raise UsageError unless ``hfov_deg`` (the user's ``--hfov``, when given) is a horizontal FOV a
+    flat clip can have: between 1 and 179 degrees."""
+    if hfov_deg is not None and not 1.0 < hfov_deg < 179.0:
+        raise UsageError(f"--hfov must be between 1 and 179 degrees, got {hfov_deg:g}")
 
 
 def focal_from_hfov(width: int, hfov_deg: float) -> float:

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from pano360.errors import Pano360Error
-from pano360.project.camera import focal_from_hfov
+from pano360.project.camera import check_clip_hfov, focal_from_hfov
 from pano360.project.rotation import best_rotation, interpolate_rotations, rotation_angle_deg
 from pano360.slam.bundle import BundleResult, adjust, search_hfov
 from pano360.slam.frontend import FrameObs, Tracker, TrackerConfig
@@ -298,8 +298,7 @@ def _to_gray(frame: np.ndarray, work: tuple[int, int]) -> np.ndarray:
 
 def _run(frames: Iterable[tuple[float, np.ndarray]], width: int, height: int, hfov_deg: float | None, hfov_hint: float | None,
          source: str, progress: Callable[[int], None] | None, config: TrackerConfig | None) -> TrackResult:
-    if hfov_deg is not None and not 1.0 < hfov_deg < 179.0:
-        raise Pano360Error(f"--hfov must be between 1 and 179 degrees, got {hfov_deg}")
+    check_clip_hfov(hfov_deg)
     work = tracking_size(width, height)
     tracker = Tracker(work[0], work[1], config or TrackerConfig(), hfov_guess_deg=hfov_deg or hfov_hint or DEFAULT_HFOV_DEG)
     times = []
