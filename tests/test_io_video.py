@@ -157,6 +157,31 @@ def test_writer_reencodes_pcm_to_aac(tmp_path):
     assert info.audio_codec == "aac" and info.frame_count == 10
 
 
+def test_writer_keeps_every_audio_track(tmp_path):
+    # Two tracks (a phone's main track and a second one a camera or an editor added), the
+    # second one PCM, which an MP4 cannot hold; the video is cut to 1 s of the source's 2 s.
+    src = tmp_path / "two.mov"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=64x32:r=10:d=2", "-f", "lavfi",
+                    "-i", "sine=f=440:d=2", "-f", "lavfi", "-i", "sine=f=880:d=2", "-map", "0", "-map", "1",
+                    "-map", "2", "-c:v", "libx264", "-preset", "ultrafast", "-c:a:0", "aac", "-c:a:1",
+                    "pcm_s16le", str(src)], check=True)
+    out = tmp_path / "o.mp4"
+    with VideoWriter(out, W, H, 10, preset="ultrafast", audio_from=src) as w:
+        for f in iter_frames(src, max_frames=10):
+            w.write(f.rgb)
+    probe = _ffprobe(out, "stream=codec_type,codec_name,duration")
+    audio = [s for s in probe["streams"] if s["codec_type"] == "audio"]
+    assert [a["codec_name"] for a in audio] == ["aac", "aac"]
+    for a in audio:  # both cut at the video's end (AAC frames are 1024 samples: ~23 ms)
+        assert abs(float(a["duration"]) - 1.0) < 0.05
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        pa = [bytes(p) for p in a.demux(audio=0) if p.size]
+        pb = [bytes(p) for p in b.demux(audio=0) if p.size]
+    assert 40 <= len(pb) < len(pa) and pb == pa[: len(pb)]  # the first track still copied as it was
+    info = probe_video(out)
+    assert info.audio_codecs == ("aac", "aac")
+
+
 def test_writer_rejects_bad_settings(tmp_path):
     for kwargs, word in [({"width": 63}, "even"), ({"codec": "vp9"}, "codec"), ({"crf": 70}, "crf"),
                          ({"preset": "warp"}, "preset")]:

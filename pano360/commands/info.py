@@ -11,6 +11,13 @@ import typer
 from pano360.commands._options import JsonOpt
 
 
+def _audio_line(info) -> str:
+    codecs = info.audio_codecs or ((info.audio_codec,) if info.has_audio else ())
+    if not codecs:
+        return "none"
+    return codecs[0] if len(codecs) == 1 else f"{', '.join(codecs)} ({len(codecs)} tracks)"
+
+
 def _human(info) -> str:
     """The plain-text report: one ``key: value`` per line."""
     fps = float(info.fps)
@@ -26,7 +33,7 @@ def _human(info) -> str:
         f"frames:     {info.frame_count}" + ("" if info.frame_count_exact else " (estimated)"),
         f"codec:      {info.codec} {info.pix_fmt} ({info.bit_depth}-bit)",
         f"rotation:   {info.rotation_deg} deg",
-        f"audio:      {info.audio_codec if info.has_audio else 'none'}",
+        f"audio:      {_audio_line(info)}",
     ]
     sph = info.spherical
     if sph is None:

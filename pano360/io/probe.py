@@ -56,6 +56,7 @@ class VideoInfo:
     colour: ColourInfo = ColourInfo()
     frame_time_base: Fraction = Fraction(1, 90000)
     pixel_aspect: Fraction = Fraction(1)  # the sample aspect ratio (width : height of one pixel)
+    audio_codecs: tuple[str, ...] = ()  # every audio track's codec, in order (audio_codec: the first)
 
     @property
     def is_360(self) -> bool:
@@ -209,6 +210,7 @@ def probe_video(path: str | Path) -> VideoInfo:
             audio_codec=_codec_name(audio) if audio is not None else None,
             spherical=None, colour=frame_colour(first), frame_time_base=writer_time_base(stream.time_base),
             pixel_aspect=_pixel_aspect(stream),
+            audio_codecs=tuple(_codec_name(a) for a in container.streams.audio),
         )
     spherical = read_spherical(path) if fmt.startswith("mov") else None
     if spherical is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
 from pathlib import Path
@@ -54,15 +55,25 @@ def check_encoder_settings(codec: str, crf: int, preset: str) -> None:
         raise Pano360Error(f"unknown preset {preset!r}; choose one of {', '.join(sorted(_PRESETS))}")
 
 
+@dataclass(frozen=True)
+class _AudioTrack:
+    """One source audio track and where it goes: copied packet by packet, or re-encoded to AAC."""
+
+    src: "av.audio.stream.AudioStream"
+    out: "av.audio.stream.AudioStream"
+    encode: bool
+    shift: int  # the first video frame's time, in the source track's ticks
+
+
 class VideoWriter:
     """Encode RGB frames to an MP4 one at a time.
 
     Use as a context manager; ``write(rgb)`` per ``(height, width, 3) uint8`` frame. ``codec`` is
     "h264" (libx264, ``avc1``) or "hevc" (libx265 tagged ``hvc1`` so Apple players and YouTube take
     it); ``crf``/``preset`` go to the encoder; pixels are yuv420p and sizes must be even.
-    ``audio_from`` names a file whose first audio stream is copied packet by packet (remuxed, not
-    re-encoded; re-encoded to AAC only when the codec cannot go in an MP4), aligned to that file's
-    first video frame and cut at the end of the written video. ``vfr=True`` keeps each frame's own
+    ``audio_from`` names a file whose audio tracks (all of them, in order) are copied packet by
+    packet (remuxed, not re-encoded; re-encoded to AAC only when the codec cannot go in an MP4),
+    aligned to that file's first video frame and cut at the end of the written video. ``vfr=True`` keeps each frame's own
     time: ``write(rgb, time_s)``, in ``time_base`` (default 1/90000 s; an input's own, from
     :func:`pano360.io.reader.frame_time_base`, keeps its frames' times exactly), so a clip
     rendered frame for frame from an input plays in step with the input and its audio, however
@@ -95,7 +106,7 @@ class VideoWriter:
         self._audio_src = None
         self._audio_packets = None
         self._pending = None
-        self._audio_encoder = None
+        self._audio: dict[int, _AudioTrack] = {}  # by the source stream's index
         try:
             self._container = av.open(str(self.path), mode="w", format="mp4",
                                       options={"movflags": "+faststart"} if faststart else {})
@@ -144,30 +155,36 @@ class VideoWriter:
             src.close()
             return
         self._audio_src = src
-        ain = src.streams.audio[0]
         # The reader puts the first video frame at t = 0: shift the audio the same way.
         start = 0.0
         if src.streams.video and src.streams.video[0].start_time is not None:
             vs = src.streams.video[0]
             start = float(vs.start_time * vs.time_base)
         self._audio_shift = start
-        name = ain.codec_context.codec.canonical_name if ain.codec_context.codec else ain.codec_context.name
-        if name in MP4_AUDIO_CODECS:
-            self._audio_out = self._container.add_stream_from_template(ain)
-            self._audio_in = ain
-        else:
-            rate = ain.codec_context.sample_rate or 48000
-            self._audio_out = self._container.add_stream("aac", rate=rate)
-            self._audio_out.layout = ain.codec_context.layout.name if ain.codec_context.layout else "stereo"
-            self._audio_in = ain
-            self._audio_encoder = True
-        self._audio_packets = src.demux(ain)
+        # Every audio track, in order (a phone's second track, a commentary, a second language).
+        for ain in src.streams.audio:
+            name = ain.codec_context.codec.canonical_name if ain.codec_context.codec else ain.codec_context.name
+            if name in MP4_AUDIO_CODECS:
+                out, encode = self._container.add_stream_from_template(ain), False
+            elif ain.codec_context.codec is None:
+                continue  # no decoder for it here (nor can an MP4 hold it): the other tracks still go
+            else:
+                out = self._container.add_stream("aac", rate=ain.codec_context.sample_rate or 48000)
+                out.layout = ain.codec_context.layout.name if ain.codec_context.layout else "stereo"
+                encode = True
+            self._audio[ain.index] = _AudioTrack(ain, out, encode, int(round(start / ain.time_base)))
+        if self._audio:
+            self._audio_packets = src.demux(*(t.src for t in self._audio.values()))
 
-    def _audio_until(self, t_end: float | None) -> None:
-        """Mux source audio packets up to video time ``t_end`` (None: to the end)."""
+    def _audio_until(self, t_end: float | None, last: bool = False) -> None:
+        """Mux source audio packets up to video time ``t_end`` (None: to the end).
+
+        Tracks are interleaved in the source: a packet past ``t_end`` stops the copy (it waits
+        for the next call), except on the ``last`` call, which drops such packets and reads on
+        until every track has passed ``t_end``."""
         if self._audio_packets is None:
             return
-        tb_in = self._audio_in.time_base
+        passed: set[int] = set()
         while True:
             pkt = self._pending
             self._pending = None
@@ -177,24 +194,30 @@ class VideoWriter:
                 except (StopIteration, av.error.FFmpegError):
                     self._audio_packets = None
                     return
-            if pkt.dts is None or pkt.pts is None:
+            track = self._audio.get(pkt.stream.index)
+            if track is None or pkt.dts is None or pkt.pts is None:
                 continue  # the demuxer's empty flush packet
+            tb_in = track.src.time_base
             t = float(pkt.pts * tb_in) - self._audio_shift
             if t + float((pkt.duration or 0) * tb_in) < -0.05:
                 continue  # wholly before the first video frame (priming packets ending at 0 stay)
             if t_end is not None and t >= t_end:
-                self._pending = pkt
-                return
-            shift = int(round(self._audio_shift / tb_in))
-            if self._audio_encoder:
+                if not last:
+                    self._pending = pkt
+                    return
+                passed.add(pkt.stream.index)
+                if len(passed) == len(self._audio):
+                    return
+                continue
+            if track.encode:
                 for frame in pkt.decode():
                     frame.pts = None
-                    for out in self._audio_out.encode(frame):
+                    for out in track.out.encode(frame):
                         self._container.mux(out)
             else:
-                pkt.pts -= shift
-                pkt.dts -= shift
-                pkt.stream = self._audio_out
+                pkt.pts -= track.shift
+                pkt.dts -= track.shift
+                pkt.stream = track.out
                 self._container.mux(pkt)
 
     # -- video ------------------------------------------------------------------------------
@@ -255,11 +278,12 @@ class VideoWriter:
             for packet in self._stream.encode():
                 self._container.mux(packet)
             end = self._last_time if self._vfr else self.frames_written / float(self.fps)
-            self._audio_until(end)
+            self._audio_until(end, last=True)
             self._audio_packets = None
-            if self._audio_encoder:
-                for out in self._audio_out.encode(None):
-                    self._container.mux(out)
+            for track in self._audio.values():
+                if track.encode:
+                    for out in track.out.encode(None):
+                        self._container.mux(out)
         except av.error.FFmpegError as exc:
             self._abort()
             raise Pano360Error(f"encoding {self.path} failed: {exc}") from None
