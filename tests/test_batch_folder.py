@@ -105,3 +105,19 @@ def test_globstar_includes_the_folder_itself_and_a_foreign_file_is_kept(folder, 
     assert (out / "a.mp4").read_bytes() == b"someone else's file"
     assert main(["batch", str(folder / "in"), str(out), *ARGS, "--glob", "a.mp4", "-y", "-q"]) == 0
     assert read_spherical(out / "a.mp4").projection == "equirectangular"
+
+
+def test_unreachable_ray_cluster_is_one_line_and_leaves_no_folder(folder, capsys):
+    import socket
+
+    pytest.importorskip("ray")
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = folder / "out_noray"
+    rc = main(["batch", str(folder / "in"), str(out), *ARGS, "--ray-address", f"127.0.0.1:{port}", "-q"])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.strip() == f"Error: cannot reach the Ray cluster at 127.0.0.1:{port}: Connection refused"
+    assert not out.exists()  # the folder the run made is taken away again
+    assert main(["batch", str(folder / "in"), str(out), *ARGS, "--ray-address", "a:b:c", "-q"]) == 1
+    assert "not a Ray address" in capsys.readouterr().err and not out.exists()

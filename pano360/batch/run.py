@@ -3,14 +3,16 @@ Ray tasks), never let one failure stop the others, and report."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
+import sys
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from pano360.batch.jobs import Job, is_complete
 
@@ -47,6 +49,44 @@ def convert_one(input_path: str, output_path: str, opts_dict: dict[str, Any]) ->
     return {"status": "failed", "seconds": round(time.perf_counter() - t0, 2), "error": msg}
 
 
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 (C/C++ code's stderr, not only Python's) to /dev/null meanwhile."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Raise Pano360Error unless a Ray head at ``address`` ("host:port" or "ray://host:port")
+    accepts a connection: ray.init itself retries an unreachable head for ever, printing its
+    own warnings every few seconds."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from pano360.errors import Pano360Error
+
+    if address == "auto" or address.startswith("local"):
+        return  # Ray finds (or fails to find) the local cluster by itself
+    parts = urlsplit(address if "://" in address else f"gcs://{address}")
+    try:
+        host, port = parts.hostname, parts.port or (10001 if parts.scheme == "ray" else 6379)
+    except ValueError:
+        raise Pano360Error(f"not a Ray address: {address!r} (expected host:port or ray://host:port)") from None
+    if not host:
+        raise Pano360Error(f"not a Ray address: {address!r} (expected host:port or ray://host:port)")
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as exc:
+        raise Pano360Error(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
+
+
 def _ray_run(todo: list[Job], opts_dict: dict, address: str | None, gpus_per_task: float,
              on_done: Callable[[Job, dict], None]) -> None:
     try:
@@ -62,7 +102,11 @@ def _ray_run(todo: list[Job], opts_dict: dict, address: str | None, gpus_per_tas
         import warnings
 
         # Ray's own INFO lines and warnings would bury the one-line error of an unreachable cluster.
-        with warnings.catch_warnings():
+        if address:
+            _check_reachable(address)
+        # Ray's C++ client writes a warning to fd 2 every second while it tries a head that answers
+        # but is not Ray (a proxy): the init is quiet, its error is ours.
+        with warnings.catch_warnings(), _stderr_silenced():
             warnings.simplefilter("ignore")
             try:
                 if address:

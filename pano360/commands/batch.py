@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Iterator, Optional
 
 import typer
 
@@ -13,6 +14,20 @@ from pano360.commands._options import JsonOpt, QuietOpt
 from pano360.commands.convert import (BackendOpt, CrfOpt, DeviceOpt, GenWidthOpt, GuidanceOpt, HfovOpt, LevelOpt, LoraOpt,
                                       LoraScaleOpt, ModelOpt, NegPromptOpt, OffloadOpt, OrientOpt, PresetOpt, PromptOpt,
                                       SeedOpt, ShiftOpt, StepsOpt, WidthOpt, wan_kwargs)
+
+
+@contextlib.contextmanager
+def _output_folder(out_dir: Path) -> Iterator[None]:
+    """Make the output folder; take it away again when the run fails before anything is in it
+    (an unreachable Ray cluster, a bad --report) and the run made it."""
+    made = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        if made and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
 
 
 def command(
@@ -68,26 +83,26 @@ def command(
     found = discover_jobs(in_dir, out_dir, glob)
     if not found:
         raise Pano360Error(f"no videos found under {in_dir}" + (f" matching {glob!r}" if glob else ""))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if report is not None:  # checked before any work; a report is rewritten by each run
-        check_output_path(report, True, tuple(j.input for j in found), (".json",), what="--report",
-                          other_outputs=tuple(("output", j.output) for j in found))
-    name, reason = choose_backend(backend, model, device)
-    loud = not (quiet or json_output)
-    note(f"batch: {len(found)} video{'s' if len(found) != 1 else ''}, backend {name} ({reason})" + (", on Ray" if ray else f", {jobs} at a time"), not loud)
-    opts = dict(backend=name, width=width, hfov_deg=hfov, orientation=orientation, level=level, crf=crf, preset=preset,
-                model=model, device=device,
-                wan=wan_kwargs(lora, lora_scale, prompt, negative_prompt, steps, guidance, shift, seed, gen_width, offload))
+    with _output_folder(out_dir):
+        if report is not None:  # checked before any work; a report is rewritten by each run
+            check_output_path(report, True, tuple(j.input for j in found), (".json",), what="--report",
+                              other_outputs=tuple(("output", j.output) for j in found))
+        name, reason = choose_backend(backend, model, device)
+        loud = not (quiet or json_output)
+        note(f"batch: {len(found)} video{'s' if len(found) != 1 else ''}, backend {name} ({reason})" + (", on Ray" if ray else f", {jobs} at a time"), not loud)
+        opts = dict(backend=name, width=width, hfov_deg=hfov, orientation=orientation, level=level, crf=crf, preset=preset,
+                    model=model, device=device,
+                    wan=wan_kwargs(lora, lora_scale, prompt, negative_prompt, steps, guidance, shift, seed, gen_width, offload))
 
-    def progress(job, rec) -> None:
-        if loud:
-            mark = {"done": "[green]done[/]", "skipped": "[dim]skipped[/]", "failed": "[red]FAILED[/]"}[rec["status"]]
-            extra = f": {rec['error']}" if rec["error"] else (f" ({rec['seconds']:.1f} s)" if rec["status"] == "done" else "")
-            stderr.print(f"{mark} {job.rel}{extra}", markup=True, highlight=False)
+        def progress(job, rec) -> None:
+            if loud:
+                mark = {"done": "[green]done[/]", "skipped": "[dim]skipped[/]", "failed": "[red]FAILED[/]"}[rec["status"]]
+                extra = f": {rec['error']}" if rec["error"] else (f" ({rec['seconds']:.1f} s)" if rec["status"] == "done" else "")
+                stderr.print(f"{mark} {job.rel}{extra}", markup=True, highlight=False)
 
-    t0 = time.perf_counter()
-    records = run_batch(found, opts, n_jobs=jobs, ray_address=ray_address, use_ray=ray, on_done=progress,
-                        redo=redo)
+        t0 = time.perf_counter()
+        records = run_batch(found, opts, n_jobs=jobs, ray_address=ray_address, use_ray=ray, on_done=progress,
+                            redo=redo)
     report_path = report or (out_dir / "batch_report.json")
     rep = write_report(report_path, records, opts, time.perf_counter() - t0)
     s = rep["summary"]
