@@ -42,20 +42,22 @@ def test_right_jacobian_matches_finite_differences():
 
 
 def _synthetic_links(hfov: float, w: int = 640, h: int = 360, seed: int = 0, noise_px: float = 0.05,
-                     step_deg: float = 8.0) -> tuple[list[Link], np.ndarray]:
+                     step_deg: float = 8.0, n_kf: int = 6, points: int = 80) -> tuple[list[Link], np.ndarray]:
     """Correspondences (``noise_px`` of noise) between keyframes of a known pan (``step_deg`` a keyframe) at a known FOV."""
     gen = np.random.default_rng(seed)
     k = step_deg / 8.0
-    R = euler_to_matrix(np.arange(6) * 8.0 * k, np.sin(np.arange(6)) * 3.0 * k, np.arange(6) * 0.5 * k)
+    i = np.arange(n_kf)
+    R = euler_to_matrix(i * 8.0 * k, np.sin(i) * 3.0 * k, i * 0.5 * k)
     f = w / 2 / np.tan(np.radians(hfov) / 2)
     links = []
-    for a in range(6):
-        for b in range(a + 1, min(a + 4, 6)):
+    for a in range(n_kf):
+        for b in range(a + 1, min(a + 4, n_kf)):
             pb = np.stack([gen.uniform(0, w - 1, 300), gen.uniform(0, h - 1, 300)], 1)
             d = (R[a].T @ R[b] @ pixels_to_rays(pb, w, h, f).T).T
             pa = rays_to_pixels(d, w, h, f)
             inside = (pa[:, 0] > 0) & (pa[:, 0] < w - 1) & (pa[:, 1] > 0) & (pa[:, 1] < h - 1)
-            links.append(Link(a, b, pa[inside][:80] + gen.normal(0, noise_px, (inside.sum(), 2))[:80], pb[inside][:80]))
+            m = min(points, int(inside.sum()))
+            links.append(Link(a, b, pa[inside][:m] + gen.normal(0, noise_px, (inside.sum(), 2))[:m], pb[inside][:m]))
     return links, R
 
 
@@ -68,6 +70,26 @@ def test_fov_search_and_adjustment_recover_a_known_fov_and_rotations():
     # 0.05 px noise on 80 points a link: the FOV within 0.05 deg, rotations within 0.01 deg.
     assert abs(ba.hfov_deg - 57.0) < 0.05
     assert rotation_angle_deg(ba.R, R[0].T[None] @ R).max() < 0.01
+
+
+def test_adjustment_of_a_long_clip_stays_small():
+    # 1500 keyframes (a long clip): J^T J is block-banded and solved as sparse, and the Jacobian is
+    # built a chunk of points at a time. A dense J^T J alone would be 4500^2 doubles (162 MB).
+    import tracemalloc
+
+    links, R = _synthetic_links(60.0, step_deg=2.0, n_kf=1500, points=12)
+    init = R @ rotvec_to_matrix(np.random.default_rng(3).normal(0, 0.002, (len(R), 3)))
+    tracemalloc.start()
+    ba = adjust(links, init, 640, 360, 60.5, max_nfev=8)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 60e6, peak / 1e6
+    assert abs(ba.hfov_deg - 60.0) < 0.05
+    # Neighbours placed right (the chain as a whole random-walks: 12 points a link, no loop).
+    rel = np.swapaxes(ba.R[:-1], 1, 2) @ ba.R[1:]
+    true = np.swapaxes(R[:-1], 1, 2) @ R[1:]
+    before = np.swapaxes(init[:-1], 1, 2) @ init[1:]
+    assert np.median(rotation_angle_deg(rel, true)) < 0.01 < np.median(rotation_angle_deg(before, true))
 
 
 def test_fov_standard_error_matches_the_scatter_of_estimates():

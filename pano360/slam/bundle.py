@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
-from scipy.linalg import LinAlgError, cho_factor, cho_solve
-from scipy.sparse import coo_matrix, csr_matrix, diags
+from scipy.sparse import coo_matrix, diags
+from scipy.sparse.linalg import splu
 
 from pano360.project.camera import focal_from_hfov, hfov_from_focal
 from pano360.project.rotation import rotvec_to_matrix
@@ -76,61 +77,164 @@ class BundleResult:
     hfov_sigma_deg: float = float("inf")
 
 
-def _residuals_and_jac(x: np.ndarray, R0: np.ndarray, ia: np.ndarray, ib: np.ndarray, pa: np.ndarray, pb: np.ndarray,
-                       U: np.ndarray, width: int, height: int, solve_focal: bool, logf_fixed: float, priors: np.ndarray,
-                       prior_w: float, pattern: dict, want_jac: bool):
-    """Residuals ``(2n + 3p,)`` and, with ``want_jac``, the sparse Jacobian. ``U (n, 2, 2)`` whitens
-    each point's pixel residual (:func:`precision.whitening`). ``pattern`` caches the Jacobian's
-    sparsity (the same at every ``x``) after the first call."""
-    K = len(R0)
-    deltas = np.zeros((K, 3))
-    deltas[1:] = x[: 3 * (K - 1)].reshape(-1, 3)
-    logf = x[-1] if solve_focal else logf_fixed
-    f = math.exp(logf)
-    R = R0 @ rotvec_to_matrix(deltas)
-    rb = pixels_to_rays(pb, width, height, f)
+# Points are taken this many at a time (whole links), so that the adjustment's temporaries stay
+# the same size however long the clip: ~1 kB of Jacobian pieces a point.
+CHUNK_POINTS = 16384
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """The adjustment's fixed data: keyframe rotations ``R0 (K, 3, 3)`` about which ``x`` (one
+    rotation vector per keyframe after the first, then ``log f`` when solved) is taken; per point
+    the keyframes ``ia, ib``, pixels ``pa, pb`` and whitening ``U (n, 2, 2)``; the links' point
+    ranges (``starts``, ``link_a``, ``link_b``); the keyframes held near their start (``priors``)."""
+
+    R0: np.ndarray
+    ia: np.ndarray
+    ib: np.ndarray
+    pa: np.ndarray
+    pb: np.ndarray
+    U: np.ndarray
+    width: int
+    height: int
+    solve_focal: bool
+    logf_fixed: float
+    priors: np.ndarray
+    prior_w: float
+    starts: np.ndarray  # (L + 1,) point ranges of the links
+    link_a: np.ndarray
+    link_b: np.ndarray
+
+    @property
+    def n_par(self) -> int:
+        return 3 * (len(self.R0) - 1) + (1 if self.solve_focal else 0)
+
+    @cached_property
+    def chunks(self) -> list[tuple[int, int]]:
+        """Runs of whole links ``(first, end)`` of about :data:`CHUNK_POINTS` points."""
+        out, first = [], 0
+        for l in range(1, len(self.starts)):
+            if self.starts[l] - self.starts[first] >= CHUNK_POINTS or l == len(self.starts) - 1:
+                out.append((first, l))
+                first = l
+        return out
+
+
+def _pose(x: np.ndarray, prob: _Problem) -> tuple[np.ndarray, np.ndarray, float]:
+    deltas = np.zeros((len(prob.R0), 3))
+    deltas[1:] = x[: 3 * (len(prob.R0) - 1)].reshape(-1, 3)
+    f = math.exp(x[-1] if prob.solve_focal else prob.logf_fixed)
+    return deltas, prob.R0 @ rotvec_to_matrix(deltas), f
+
+
+def _point_terms(prob: _Problem, lo: int, hi: int, deltas: np.ndarray, R: np.ndarray, f: float, want_jac: bool):
+    """Whitened residuals ``(m, 2)`` of points ``lo:hi`` and, with ``want_jac``, their derivatives
+    by keyframe a's and b's rotation ``(m, 2, 3)`` and by ``log f`` ``(m, 2)``."""
+    ia, ib, U = prob.ia[lo:hi], prob.ib[lo:hi], prob.U[lo:hi]
+    rb = pixels_to_rays(prob.pb[lo:hi], prob.width, prob.height, f)
     Rab = np.swapaxes(R[ia], 1, 2) @ R[ib]
     d = np.einsum("nij,nj->ni", Rab, rb)
     z = d[:, 2]
-    proj = np.stack([f * d[:, 0] / z + (width / 2 - 0.5), f * d[:, 1] / z + (height / 2 - 0.5)], 1)
-    res = whiten(U, proj - pa).ravel()
-    prior_res = (prior_w * f * deltas[priors]).ravel()
-    res = np.concatenate([res, prior_res])
+    proj = np.stack([f * d[:, 0] / z + (prob.width / 2 - 0.5), f * d[:, 1] / z + (prob.height / 2 - 0.5)], 1)
+    res = whiten(U, proj - prob.pa[lo:hi])
     if not want_jac:
-        return res
-    n = len(pa)
+        return res, None, None, None
     P = whiten(U, projection_jacobian(d, f))  # d proj / d d, whitened
     Jr = right_jacobian(deltas)
     Ja = P @ skew(d) @ Jr[ia]  # d d / d delta_a = [d]x J_r
     Jb = -P @ (Rab @ skew(rb)) @ Jr[ib]  # d d / d delta_b = -R_a^T R_b [r_b]x J_r
-    rows, cols, vals = [], [], []
-    r_idx = np.arange(2 * n).reshape(n, 2)
-    for J, kf in ((Ja, ia), (Jb, ib)):
-        m = kf > 0
-        rr = np.broadcast_to(r_idx[m][:, :, None], (m.sum(), 2, 3))
-        cc = np.broadcast_to((3 * (kf[m] - 1))[:, None, None] + np.arange(3)[None, None, :], (m.sum(), 2, 3))
-        rows.append(rr.ravel())
-        cols.append(cc.ravel())
-        vals.append(J[m].ravel())
-    n_par = 3 * (K - 1) + (1 if solve_focal else 0)
-    if solve_focal:
+    Jf = None
+    if prob.solve_focal:
         drb = np.zeros_like(rb)
         drb[:, :2] = -rb[:, :2]  # d r_b / d log f
         dproj = np.stack([d[:, 0] / z * f, d[:, 1] / z * f], 1)  # the projection's own scaling by f
         Jf = whiten(U, dproj) + np.einsum("nij,nj->ni", P, np.einsum("nij,nj->ni", Rab, drb))
-        rows.append(r_idx.ravel())
-        cols.append(np.full(2 * n, n_par - 1))
-        vals.append(Jf.ravel())
-    for j, k in enumerate(priors):
-        rows.append(2 * n + 3 * j + np.arange(3))
-        cols.append(3 * (k - 1) + np.arange(3))
-        vals.append(np.full(3, prior_w * f))
-    vals = np.concatenate(vals)
-    if "perm" not in pattern:  # CSR order of the entries, found once by sorting their slot numbers
-        slots = coo_matrix((np.arange(1.0, len(vals) + 1.0), (np.concatenate(rows), np.concatenate(cols))), shape=(len(res), n_par)).tocsr()
-        pattern.update(perm=slots.data.astype(np.int64) - 1, indices=slots.indices, indptr=slots.indptr)
-    J = csr_matrix((vals[pattern["perm"]], pattern["indices"], pattern["indptr"]), shape=(len(res), n_par))
-    return res, J
+    return res, Ja, Jb, Jf
+
+
+def _residuals(x: np.ndarray, prob: _Problem) -> np.ndarray:
+    """Residuals ``(2n + 3p,)``: every point's whitened pixel error, then the priors'."""
+    deltas, R, f = _pose(x, prob)
+    parts = [_point_terms(prob, prob.starts[a], prob.starts[b], deltas, R, f, False)[0].ravel() for a, b in prob.chunks]
+    return np.concatenate(parts + [(prob.prior_w * f * deltas[prob.priors]).ravel()])
+
+
+def _huber_weights(r: np.ndarray, loss_px: float | None) -> np.ndarray:
+    return np.ones_like(r) if loss_px is None else np.minimum(1.0, loss_px / np.maximum(np.abs(r), 1e-12))
+
+
+def _normal_equations(x: np.ndarray, prob: _Problem, loss_px: float | None):
+    """Residuals ``r`` and the normal equations ``A = J^T W J`` (sparse, CSC) and ``g = J^T W r``,
+    ``W`` Huber's reweighting at ``r``. Built link by link from 3x3 blocks, a chunk of points at a
+    time, so that no Jacobian of the whole problem is ever held."""
+    deltas, R, f = _pose(x, prob)
+    K, n_par, L = len(prob.R0), prob.n_par, len(prob.link_a)
+    Haa, Hab, Hbb = np.zeros((L, 3, 3)), np.zeros((L, 3, 3)), np.zeros((L, 3, 3))
+    ga, gb = np.zeros((L, 3)), np.zeros((L, 3))
+    haf, hbf = np.zeros((L, 3)), np.zeros((L, 3))
+    hff = gf = 0.0
+    parts = []
+    for l0, l1 in prob.chunks:
+        lo, hi = prob.starts[l0], prob.starts[l1]
+        res, Ja, Jb, Jf = _point_terms(prob, lo, hi, deltas, R, f, True)
+        parts.append(res.ravel())
+        w = _huber_weights(res, loss_px)  # (m, 2)
+        wr = w * res
+        at = prob.starts[l0:l1] - lo  # each link's first point within the chunk
+        wJa, wJb = w[:, :, None] * Ja, w[:, :, None] * Jb
+        Haa[l0:l1] = np.add.reduceat(np.einsum("npi,npj->nij", wJa, Ja), at)
+        Hab[l0:l1] = np.add.reduceat(np.einsum("npi,npj->nij", wJa, Jb), at)
+        Hbb[l0:l1] = np.add.reduceat(np.einsum("npi,npj->nij", wJb, Jb), at)
+        ga[l0:l1] = np.add.reduceat(np.einsum("npi,np->ni", Ja, wr), at)
+        gb[l0:l1] = np.add.reduceat(np.einsum("npi,np->ni", Jb, wr), at)
+        if Jf is not None:
+            haf[l0:l1] = np.add.reduceat(np.einsum("npi,np->ni", wJa, Jf), at)
+            hbf[l0:l1] = np.add.reduceat(np.einsum("npi,np->ni", wJb, Jf), at)
+            hff += float((w * Jf * Jf).sum())
+            gf += float((Jf * wr).sum())
+    prior_res = (prob.prior_w * f * deltas[prob.priors]).ravel()
+    r = np.concatenate(parts + [prior_res])
+    # Keyframe 0 is held: its blocks drop out (column/row index -1 below).
+    blk_a, blk_b = prob.link_a - 1, prob.link_b - 1
+    rows, cols, vals = [], [], []
+    g = np.zeros(n_par)
+    e3 = np.arange(3)
+
+    def block(bi: np.ndarray, bj: np.ndarray, H: np.ndarray) -> None:
+        m = (bi >= 0) & (bj >= 0)
+        rows.append(np.broadcast_to((3 * bi[m])[:, None, None] + e3[None, :, None], (m.sum(), 3, 3)).ravel())
+        cols.append(np.broadcast_to((3 * bj[m])[:, None, None] + e3[None, None, :], (m.sum(), 3, 3)).ravel())
+        vals.append(H[m].ravel())
+
+    block(blk_a, blk_a, Haa)
+    block(blk_b, blk_b, Hbb)
+    block(blk_a, blk_b, Hab)
+    block(blk_b, blk_a, np.swapaxes(Hab, 1, 2))
+    for bk, gk in ((blk_a, ga), (blk_b, gb)):
+        m = bk >= 0
+        np.add.at(g, (3 * bk[m])[:, None] + e3[None, :], gk[m])
+    if prob.solve_focal:
+        for bk, hk in ((blk_a, haf), (blk_b, hbf)):
+            m = bk >= 0
+            idx = ((3 * bk[m])[:, None] + e3[None, :]).ravel()
+            rows += [idx, np.full(len(idx), n_par - 1)]
+            cols += [np.full(len(idx), n_par - 1), idx]
+            vals += [hk[m].ravel(), hk[m].ravel()]
+        rows.append(np.array([n_par - 1]))
+        cols.append(np.array([n_par - 1]))
+        vals.append(np.array([hff]))
+        g[-1] = gf
+    # The priors: residual prior_w f delta_k, derivative prior_w f (per component, Huber-weighted too).
+    if len(prob.priors):
+        wp = _huber_weights(prior_res, loss_px)
+        idx = ((3 * (prob.priors - 1))[:, None] + e3[None, :]).ravel()
+        pf = prob.prior_w * f
+        rows.append(idx)
+        cols.append(idx)
+        vals.append(wp * pf * pf)
+        np.add.at(g, idx, wp * pf * prior_res)
+    A = coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_par, n_par)).tocsc()
+    return r, A, g
 
 
 def _robust_cost(r: np.ndarray, loss_px: float | None) -> float:
@@ -141,32 +245,32 @@ def _robust_cost(r: np.ndarray, loss_px: float | None) -> float:
     return 0.5 * float(np.where(a <= loss_px, r * r, 2.0 * loss_px * a - loss_px**2).sum())
 
 
-def _levenberg_marquardt(fun, x0: np.ndarray, loss_px: float | None, max_nfev: int,
+def _levenberg_marquardt(prob: _Problem, x0: np.ndarray, loss_px: float | None, max_nfev: int,
                          xtol: float = 1e-7, ftol: float = 1e-7) -> tuple[np.ndarray, int]:
-    """Minimise ``_robust_cost(fun(x))``; ``fun(x, want_jac)`` gives residuals (and a sparse Jacobian).
+    """Minimise ``_robust_cost`` of the residuals.
 
     Gauss-Newton steps on the normal equations ``(J^T W J + lam D) dx = -J^T W r`` (``W`` Huber's
     reweighting, ``D`` the diagonal of ``J^T W J``), ``lam`` raised until a step lowers the cost.
+    ``J^T W J`` is sparse (a keyframe meets only its neighbours and its loops) and factored as
+    such: memory and time grow with the keyframes, not with their square.
     Returns the solution and the number of residual evaluations.
     """
     x = x0.copy()
-    r, J = fun(x, True)
+    r, A, g = _normal_equations(x, prob, loss_px)
     cost = _robust_cost(r, loss_px)
     nfev, lam = 1, 1e-4
     while nfev < max_nfev:
-        w = np.ones_like(r) if loss_px is None else np.minimum(1.0, loss_px / np.maximum(np.abs(r), 1e-12))
-        A = (J.T @ diags(w) @ J).toarray()
-        g = J.T @ (w * r)
-        d = np.maximum(np.diag(A), 1e-9 * max(float(np.diag(A).max()), 1e-30))
+        diag = A.diagonal()
+        d = np.maximum(diag, 1e-9 * max(float(diag.max()), 1e-30))
         stepped = False
         while nfev < max_nfev:
             try:
-                dx = -cho_solve(cho_factor(A + lam * np.diag(d)), g)
-            except LinAlgError:
+                dx = -splu((A + lam * diags(d)).tocsc()).solve(g)
+            except RuntimeError:  # exactly singular
                 dx = None
-            if dx is not None:
+            if dx is not None and np.all(np.isfinite(dx)):
                 x_new = x + dx
-                r_new = fun(x_new, False)
+                r_new = _residuals(x_new, prob)
                 nfev += 1
                 cost_new = _robust_cost(r_new, loss_px)
                 if cost_new < cost:
@@ -182,7 +286,7 @@ def _levenberg_marquardt(fun, x0: np.ndarray, loss_px: float | None, max_nfev: i
         x, cost, lam = x_new, cost_new, max(lam / 3.0, 1e-9)
         if small_step or small_gain:
             break
-        r, J = fun(x, True)
+        r, A, g = _normal_equations(x, prob, loss_px)
     return x, nfev
 
 
@@ -196,60 +300,65 @@ def adjust(links: list[Link], R_init: np.ndarray, width: int, height: int, hfov_
     K = len(R_init)
     priors = np.zeros(0, np.int64) if priors is None else np.asarray([p for p in priors if p > 0], np.int64)
     logf0 = math.log(focal_from_hfov(width, hfov_deg))
+    all_links = links
+    links = [lk for lk in links if len(lk.pa)]
     if K < 2 or not links:
-        return BundleResult(R_init.copy(), hfov_deg, 0.0, np.zeros(len(links)))
+        return BundleResult(R_init.copy(), hfov_deg, 0.0, np.zeros(len(all_links)))
     R0 = R_init[0].T[None] @ R_init
-    ia = np.concatenate([np.full(len(lk.pa), lk.a) for lk in links])
-    ib = np.concatenate([np.full(len(lk.pa), lk.b) for lk in links])
-    pa = np.concatenate([lk.pa for lk in links])
-    pb = np.concatenate([lk.pb for lk in links])
-    U = whitening([lk.wa for lk in links], [len(lk.pa) for lk in links])
-    x0 = np.zeros(3 * (K - 1) + (1 if solve_focal else 0))
+    sizes = np.array([len(lk.pa) for lk in links], np.int64)
+    prob = _Problem(
+        R0=R0, ia=np.repeat(np.array([lk.a for lk in links], np.int64), sizes),
+        ib=np.repeat(np.array([lk.b for lk in links], np.int64), sizes),
+        pa=np.concatenate([lk.pa for lk in links]), pb=np.concatenate([lk.pb for lk in links]),
+        U=whitening([lk.wa for lk in links], sizes), width=width, height=height, solve_focal=solve_focal,
+        logf_fixed=logf0, priors=priors, prior_w=1e-3, starts=np.concatenate([[0], np.cumsum(sizes)]),
+        link_a=np.array([lk.a for lk in links], np.int64), link_b=np.array([lk.b for lk in links], np.int64))
+    x0 = np.zeros(prob.n_par)
     if solve_focal:
         x0[-1] = logf0
-    args = (R0, ia, ib, pa, pb, U, width, height, solve_focal, logf0, priors, 1e-3, {})
-
-    def fun(x: np.ndarray, want_jac: bool):
-        return _residuals_and_jac(x, *args, want_jac=want_jac)
+    n = len(prob.pa)
 
     # Plain least squares first: it converges in a few steps from far (a loop closing a drift of
     # degrees); then the Huber loss from there, so outliers lose their pull.
-    x, nfev = _levenberg_marquardt(fun, x0, None, max_nfev)
-    loop = np.concatenate([np.full(len(lk.pa), lk.loop) for lk in links])
+    x, nfev = _levenberg_marquardt(prob, x0, None, max_nfev)
+    loop = np.repeat(np.array([lk.loop for lk in links], bool), sizes)
     if loop.any() and not loop.all():
         # Loop links match corners found anew in two views far apart, not one track followed
         # between them: their noise is measured here (robustly, against the tracks') instead of
         # assumed equal, and their weights scaled to it before the robust pass.
-        err = np.linalg.norm(fun(x, False)[: 2 * len(pa)].reshape(-1, 2), axis=1)
+        err = np.linalg.norm(_residuals(x, prob)[: 2 * n].reshape(-1, 2), axis=1)
         ratio = float(np.median(err[~loop])) / max(float(np.median(err[loop])), 1e-12)
-        U[loop] *= min(1.0, max(0.1, ratio))
+        prob.U[loop] *= min(1.0, max(0.1, ratio))
     if robust:
-        x, more = _levenberg_marquardt(fun, x, loss_px, max_nfev)
+        x, more = _levenberg_marquardt(prob, x, loss_px, max_nfev)
         nfev += more
     deltas = np.zeros((K, 3))
     deltas[1:] = x[: 3 * (K - 1)].reshape(-1, 3)
     R = R0 @ rotvec_to_matrix(deltas)
     f = math.exp(x[-1]) if solve_focal else math.exp(logf0)
     if solve_focal:
-        r_all, J = _residuals_and_jac(x, *args, want_jac=True)
-        sigma = _hfov_sigma_deg(r_all, J, width, f, loss_px if robust else None)
+        r_all, A, _ = _normal_equations(x, prob, loss_px if robust else None)
+        sigma = _hfov_sigma_deg(r_all, A, width, f)
     else:
-        r_all, sigma = _residuals_and_jac(x, *args, want_jac=False), float("inf")
-    err = np.linalg.norm(r_all[: 2 * len(pa)].reshape(-1, 2), axis=1)
-    bounds = np.cumsum([0] + [len(lk.pa) for lk in links])
-    med = np.array([np.median(err[bounds[i]:bounds[i + 1]]) for i in range(len(links))])
+        r_all, sigma = _residuals(x, prob), float("inf")
+    err = np.linalg.norm(r_all[: 2 * n].reshape(-1, 2), axis=1)
+    bounds = prob.starts
+    med = iter([np.median(err[bounds[i]:bounds[i + 1]]) for i in range(len(links))])
+    med = np.array([next(med) if len(lk.pa) else np.nan for lk in all_links])
     return BundleResult(R, hfov_from_focal(width, f), float(np.sqrt(np.mean(err**2))), med, nfev, sigma)
 
 
-def _hfov_sigma_deg(r: np.ndarray, J, width: int, f: float, loss_px: float | None) -> float:
+def _hfov_sigma_deg(r: np.ndarray, A, width: int, f: float) -> float:
     """The FOV's standard error (degrees) at the adjustment's solution: the ``log f`` entry of
-    ``noise^2 (J^T W J)^-1``, the residuals' robust spread (MAD) taken as their noise. Infinite
-    when the links do not constrain the focal length at all (a camera that does not turn)."""
-    w = np.ones_like(r) if loss_px is None else np.minimum(1.0, loss_px / np.maximum(np.abs(r), 1e-12))
+    ``noise^2 A^-1`` (``A = J^T W J``, Huber-weighted as the adjustment ended), the residuals'
+    robust spread (MAD) taken as their noise. Infinite when the links do not constrain the focal
+    length at all (a camera that does not turn)."""
     noise = 1.4826 * float(np.median(np.abs(r)))
+    e = np.zeros(A.shape[0])
+    e[-1] = 1.0
     try:
-        var_logf = noise**2 * float(np.linalg.inv((J.T @ diags(w) @ J).toarray())[-1, -1])
-    except np.linalg.LinAlgError:
+        var_logf = noise**2 * float(splu(A.tocsc()).solve(e)[-1])
+    except RuntimeError:  # exactly singular
         return float("inf")
     if not 0 <= var_logf < 1.0:
         return float("inf")

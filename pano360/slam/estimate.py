@@ -114,6 +114,9 @@ def _relative_rotations(obs: list[FrameObs], w: int, h: int, f: float) -> np.nda
     return rel
 
 
+EVERY_FRAME_BLOCK = 256  # frames refined together (each is fitted on its own)
+
+
 def _every_frame(frames: list[FrameObs], kfs: list, R_kf: np.ndarray, linked_kfs: set[int], times: np.ndarray,
                  w: int, h: int, f: float) -> tuple[np.ndarray, np.ndarray]:
     """Rotations ``(N, 3, 3)`` of every frame and which rest on evidence; the rest SLERPed between those."""
@@ -124,10 +127,12 @@ def _every_frame(frames: list[FrameObs], kfs: list, R_kf: np.ndarray, linked_kfs
     for i, k in kf_of_frame.items():
         R[i], ok[i] = R_kf[k], True
     fitted = [i for i, obs in enumerate(frames) if i not in kf_of_frame and obs.ref_kf >= 0 and len(obs.pts) >= 3]
-    if fitted:
-        ref = np.array([frames[i].ref_kf for i in fitted])
-        R[fitted] = R_kf[ref] @ _relative_rotations([frames[i] for i in fitted], w, h, f)
-        ok[fitted] = True
+    # A block of frames at a time: the temporaries stay the same size however long the clip.
+    for at in range(0, len(fitted), EVERY_FRAME_BLOCK):
+        block = fitted[at:at + EVERY_FRAME_BLOCK]
+        ref = np.array([frames[i].ref_kf for i in block])
+        R[block] = R_kf[ref] @ _relative_rotations([frames[i] for i in block], w, h, f)
+        ok[block] = True
     if ok.any() and not ok.all():
         good = np.flatnonzero(ok)
         R[~ok] = interpolate_rotations(times[good], R[good], times[~ok])

@@ -86,7 +86,6 @@ def loop_links(keyframes: list[Keyframe], R: np.ndarray, width: int, height: int
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
     gen = np.random.default_rng(0)
     links = []
-    ang = rotation_angle_deg(R[:, None], R[None, :]) if len(R) else np.zeros((0, 0))
     for b in range(len(keyframes)):
         kb = keyframes[b]
         if kb.orb_desc is None or len(kb.orb_pts) < min_inliers:
@@ -97,7 +96,9 @@ def loop_links(keyframes: list[Keyframe], R: np.ndarray, width: int, height: int
             spread = np.unique(np.linspace(0, max(b - 9, 0), min(32, max(b - 8, 0))).round().astype(int)).tolist() if b > 8 else []
             cands = last + [a for a in spread if a not in last]
         else:  # the closest few in angle are enough; more only cost time
-            cands = sorted((a for a in range(b - min_gap + 1) if ang[a, b] < 0.6 * hfov_deg), key=lambda a: ang[a, b])[:3]
+            # One row of angles at a time: the whole table would grow with the square of the clip's length.
+            ang = rotation_angle_deg(R[: max(b - min_gap + 1, 0)], R[b][None])
+            cands = sorted((a for a in np.flatnonzero(ang < 0.6 * hfov_deg).tolist()), key=lambda a: ang[a])[:3]
         for a in cands:
             ka = keyframes[a]
             if ka.orb_desc is None or len(ka.orb_pts) < min_inliers:
