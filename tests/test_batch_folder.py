@@ -121,3 +121,16 @@ def test_unreachable_ray_cluster_is_one_line_and_leaves_no_folder(folder, capsys
     assert not out.exists()  # the folder the run made is taken away again
     assert main(["batch", str(folder / "in"), str(out), *ARGS, "--ray-address", "a:b:c", "-q"]) == 1
     assert "not a Ray address" in capsys.readouterr().err and not out.exists()
+
+
+def test_warnings_of_a_job_go_to_the_report(tmp_path, capsys):
+    import subprocess
+
+    src = tmp_path / "in"
+    src.mkdir()
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(shared_file("clips/cup.mp4")), "-t", "1",
+                    "-vf", "scale=160:120", "-an", str(src / "still.mp4")], check=True)
+    out = tmp_path / "out"
+    assert main(["batch", str(src), str(out), "--width", "128", "--preset", "ultrafast", "--json"]) == 0
+    job = json.loads(capsys.readouterr().out)["jobs"][0]
+    assert job["status"] == "done" and any("cannot be measured" in w for w in job["warnings"])

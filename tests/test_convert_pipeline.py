@@ -276,3 +276,21 @@ def test_follow_output_is_the_world_output_turned_by_the_heading(rendered, tmp_p
     for k, (w, f) in enumerate(zip(_decode_i420(outs["world"]), _decode_i420(outs["follow"]))):
         s = int(shifts[k]) - int(shifts[k]) % 2
         assert np.abs(np.roll(w, -s, axis=1).astype(float) - f).mean() < 1.5, k
+
+
+def test_warnings_reach_convert_and_are_counted_by_track(tmp_path, capsys):
+    # A still clip (its FOV cannot be measured) with non-square pixels: both warnings show on
+    # stderr, in --json's "warnings" of track and of convert, and in track's count.
+    src = tmp_path / "still_sar.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(shared_file("clips/cup.mp4")), "-t", "1",
+                    "-vf", "scale=320:240,setsar=4/3", "-an", str(src)], check=True)
+    assert main(["track", str(src), "-o", str(tmp_path / "t.json"), "--json"]) == 0
+    out, err = capsys.readouterr()
+    warned = json.loads(out)["warnings"]
+    assert len(warned) == 2 and "not square" in warned[0] and "cannot be measured" in warned[1]
+    assert main(["track", str(src), "-o", str(tmp_path / "t.json"), "-y"]) == 0
+    assert "2 warnings" in capsys.readouterr().out
+    assert main(["convert", str(src), str(tmp_path / "o.mp4"), "--width", "256", "--preset", "ultrafast", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["warnings"] == warned
+    assert "not square" in err and "cannot be measured" in err

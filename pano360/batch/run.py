@@ -29,9 +29,11 @@ def convert_one(input_path: str, output_path: str, opts_dict: dict[str, Any]) ->
     try:
         Path(output_path).parent.mkdir(parents=True, exist_ok=True)
         opts = ConvertOptions(**opts_dict)
-        result = convert_video(input_path, output_path, opts, show_progress=False, quiet=True)
+        # Warnings go to the report (and the job's line), not to a stderr shared by parallel jobs.
+        result = convert_video(input_path, output_path, opts, show_progress=False, quiet=True, show_warnings=False)
         return {"status": "done", "seconds": round(time.perf_counter() - t0, 2), "backend": result["backend"],
-                "frames": result["frames"], "coverage_pct": result["coverage_pct"], "error": None}
+                "frames": result["frames"], "coverage_pct": result["coverage_pct"], "error": None,
+                "warnings": result["warnings"]}
     except Pano360Error as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     except (KeyboardInterrupt, Terminated) as exc:

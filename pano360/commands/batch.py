@@ -98,6 +98,8 @@ def command(
             if loud:
                 mark = {"done": "[green]done[/]", "skipped": "[dim]skipped[/]", "failed": "[red]FAILED[/]"}[rec["status"]]
                 extra = f": {rec['error']}" if rec["error"] else (f" ({rec['seconds']:.1f} s)" if rec["status"] == "done" else "")
+                for w in rec.get("warnings") or ():
+                    extra += f"\n  warning: {w}"
                 stderr.print(f"{mark} {job.rel}{extra}", markup=True, highlight=False)
 
         t0 = time.perf_counter()

@@ -18,7 +18,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _summary(result, out: Path, seconds: float) -> dict:
+def _summary(result, out: Path, seconds: float, warnings: list[str]) -> dict:
     traj = result.trajectory
     sigma = result.stats.get("hfov_sigma_deg")  # only for an estimated FOV
     return {
@@ -34,7 +34,7 @@ def _summary(result, out: Path, seconds: float) -> dict:
         "loop_closures": result.loop_closures,
         "rolling_shutter_ms": round(float(result.stats.get("readout_ms", 0.0)), 2),
         "low_confidence_frames": int(result.low_confidence.sum()),
-        "warnings": list(result.warnings),
+        "warnings": list(warnings),
         "seconds": round(seconds, 3),
     }
 
@@ -58,14 +58,16 @@ def command(
     info = validate_video_input(input)
     out = check_output_path(output, overwrite, (input,))
     if info.non_square_pixels:
-        note(f"warning: {info.non_square_pixels}", quiet)
+        note(f"warning: {info.non_square_pixels}", quiet=False)
     t0 = time.perf_counter()
     with stage_progress(progress_enabled(quiet, json_output)) as progress:
         task = progress.add_task("tracking", total=info.frame_count or None)
         result = track_clip(input, hfov, progress=lambda i: progress.update(task, completed=i))
     with atomic_output(out, overwrite=True) as tmp:
         Path(tmp).write_text(json.dumps(result.trajectory.to_json(), indent=1))
-    summary = _summary(result, out, time.perf_counter() - t0)
+    # The input's own warning (printed before tracking) counts with the tracker's.
+    summary = _summary(result, out, time.perf_counter() - t0,
+                       ([info.non_square_pixels] if info.non_square_pixels else []) + list(result.warnings))
     if json_output:
         for w in result.warnings:
             note(f"warning: {w}")

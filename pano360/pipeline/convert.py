@@ -123,15 +123,16 @@ def _file_trajectory(info, opts: ConvertOptions) -> Trajectory:
 
 def _get_trajectory(path: Path, info, opts: ConvertOptions, done: Callable[[int], None],
                     keep: tuple[int, int, FrameSpool] | None = None,
-                    given: Trajectory | None = None) -> tuple[Trajectory, str]:
-    """The trajectory to render with and where it came from; ``done(n)`` reports frames tracked so far.
+                    given: Trajectory | None = None) -> tuple[Trajectory, str, list[str]]:
+    """The trajectory to render with, where it came from and the tracker's warnings; ``done(n)``
+    reports frames tracked so far.
 
     ``given``: the checked trajectory file. ``keep = (every, width, spool)``: when the clip is
     tracked, the same decode keeps every ``every``-th frame (RGB, at most ``width`` wide) in
     ``spool`` for the background pass.
     """
     if given is not None:
-        return given, "file"
+        return given, "file", []
     try:
         from pano360.slam.estimate import track_clip, tracking_size
     except ImportError:
@@ -150,7 +151,8 @@ def _get_trajectory(path: Path, info, opts: ConvertOptions, done: Callable[[int]
                 yield t, gray
 
         frames = prefetch(gray_keeping_samples(), depth=4)  # decoding and keeping beside the tracker
-    return track_clip(path, opts.hfov_deg, done, frames=frames).trajectory, "estimated"
+    result = track_clip(path, opts.hfov_deg, done, frames=frames)
+    return result.trajectory, "estimated", list(result.warnings)
 
 
 def _level(path: Path, traj: Trajectory) -> tuple[Trajectory, dict]:
@@ -178,10 +180,11 @@ def _make_backend(name: str, opts: ConvertOptions):
 
 
 def convert_video(input_path: str | Path, output_path: str | Path, opts: ConvertOptions, show_progress: bool = False,
-                  quiet: bool = True) -> dict:
+                  quiet: bool = True, show_warnings: bool = True) -> dict:
     """Run the whole convert job; returns the JSON summary (see ``pano360 convert --json``).
 
-    ``show_progress`` draws rich bars on stderr; ``quiet`` silences the notes (the chosen backend).
+    ``show_progress`` draws rich bars on stderr; ``quiet`` silences the notes (the chosen backend);
+    warnings (the summary's ``warnings``) go to stderr as they arise unless ``show_warnings`` is False.
     """
     from pano360.generate.select import choose_backend
     from pano360.io.atomic import MP4_OUTPUT_SUFFIXES, check_output_path
@@ -218,8 +221,9 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
         check_output_path(opts.save_trajectory, opts.overwrite, inputs, (".json",), what="--save-trajectory",
                           other_outputs=(("output", out),))
     given = _file_trajectory(info, opts) if opts.trajectory is not None else None
-    if info.non_square_pixels:
-        note(f"warning: {info.non_square_pixels}", quiet)
+    warnings = [info.non_square_pixels] if info.non_square_pixels else []
+    for w in warnings:  # warnings show even with -q (and with --json, where they are listed too)
+        note(f"warning: {w}", quiet=not show_warnings)
     backend_name, reason = choose_backend(opts.backend, opts.model, opts.device)
     note(f"backend: {backend_name} ({reason})", quiet)
     timings["probe"] = time.perf_counter() - t_start
@@ -234,9 +238,12 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
         if opts.trajectory is None and backend_name == "mosaic":
             spool = stack.enter_context(FrameSpool())
             keep = (opts.bg_step or MOSAIC_STEP, min(info.width, SPOOL_WIDTH), spool)
-        traj, traj_source = _get_trajectory(src, info, opts, lambda n: prog.update(task, completed=n), keep,
-                                             given)
+        traj, traj_source, track_warnings = _get_trajectory(src, info, opts, lambda n: prog.update(task, completed=n),
+                                                             keep, given)
         prog.update(task, completed=prog.tasks[task].total)
+        for w in track_warnings:
+            note(f"warning: {w}", quiet=not show_warnings)
+        warnings += track_warnings
         rotation_at = RotationLookup(traj)
         level_info: dict = {"applied": False}
         if opts.level:
@@ -370,6 +377,7 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "realtime_factor": round(total / duration, 3) if duration > 0 else None,
         "preview": preview_path,
+        "warnings": warnings,
     }
 
 
