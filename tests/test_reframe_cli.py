@@ -148,6 +148,10 @@ def test_audio_is_kept(tmp_path):
     probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0", str(out)],
                            capture_output=True, text=True, check=True).stdout.split()
     assert probe.count("audio") == 1 and probe.count("video") == 1
+    # The encoder's speed preset is the user's (x264 writes its settings into the stream).
+    fast = tmp_path / "fast.mp4"
+    assert main(["reframe", str(src), str(fast), "--size", "64x36", "--encode-preset", "ultrafast", "-q"]) == 0
+    assert b"subme=0" in fast.read_bytes() and b"subme=0" not in out.read_bytes()
 
 
 def test_stereo_video_is_reframed_from_its_left_eye(tmp_path, capsys):

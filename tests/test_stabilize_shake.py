@@ -121,6 +121,10 @@ def test_smoothers_follow_gyroflows_contract():
 def test_stabilize_refuses_a_flat_clip(tmp_path, capsys):
     assert main(["stabilize", str(shared_file("clips/box.mp4")), str(tmp_path / "o.mp4")]) == 1
     assert "equirectangular" in capsys.readouterr().err
+    # Encoder settings are checked before the (long) measuring pass.
+    assert main(["stabilize", str(shared_file("video360/testRoom1_1920Mono.mp4")), str(tmp_path / "o.mp4"),
+                 "--preset", "fastest"]) == 1
+    assert "unknown preset 'fastest'" in capsys.readouterr().err and not (tmp_path / "o.mp4").exists()
 
 
 def test_stereo_video_turns_both_eyes_together(tmp_path, capsys):

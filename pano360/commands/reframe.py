@@ -63,6 +63,7 @@ def command(
     projection: Annotated[Optional[Projection], typer.Option("--projection", help="Output projection (default rectilinear, or the preset's).")] = None,
     preset: Annotated[Optional[Preset], typer.Option("--preset", help="natural (80 deg flat), tiny-planet (stereographic looking down), fisheye (180 deg).")] = None,
     crf: Annotated[int, typer.Option("--crf", help="x264 quality (lower is better).")] = 18,
+    encode_preset: Annotated[str, typer.Option("--encode-preset", help="x264 speed preset (--preset picks the view).")] = "medium",
     overwrite: OverwriteOpt = False,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -76,6 +77,7 @@ def command(
     from pano360.console import progress_enabled, stage_progress
     from pano360.errors import UsageError
     from pano360.io.atomic import MP4_OUTPUT_SUFFIXES, atomic_output, check_output_path
+    from pano360.io.writer import check_encoder_settings
     from pano360.post.inputs import check_erp_video
     from pano360.project.projections import max_hfov
     from pano360.post.reframe import adjusted_camera, fixed_camera, follow_camera, keyframe_camera, reframe_video
@@ -83,6 +85,7 @@ def command(
 
     if path is not None and follow is not None:
         raise UsageError("--path and --follow cannot be combined: give one camera path")
+    check_encoder_settings("h264", crf, encode_preset)
     info = check_erp_video(input, allow_stereo=True)
     stereo = info.stereo
     check_output_path(output, overwrite, inputs=(input,), suffixes=MP4_OUTPUT_SUFFIXES)
@@ -137,7 +140,7 @@ def command(
     with stage_progress(progress_enabled(quiet, json_output)) as progress:
         task = progress.add_task("reframe", total=info.frame_count)
         with atomic_output(output, overwrite=overwrite) as tmp:
-            result = reframe_video(input, tmp, camera, proj_name, width, height, crf=crf, stereo=stereo, info=info,
+            result = reframe_video(input, tmp, camera, proj_name, width, height, crf=crf, preset=encode_preset, stereo=stereo, info=info,
                                    on_frame=lambda n: progress.update(task, completed=n))
     seconds = time.perf_counter() - t0
     summary = {"output": str(output), "frames": result.frames, "width": width, "height": height,

@@ -106,7 +106,7 @@ def _rotate_yuv420(frame, M: np.ndarray, stereo: str = "none") -> np.ndarray:
 
 
 def render_corrected(src: str | Path, dst: str | Path, M: np.ndarray, info: VideoInfo, *, crf: int = 18,
-                     audio: bool = True, workers: int = 2, on_frame: Callable[[int], None] | None = None,
+                     preset: str = "medium", audio: bool = True, workers: int = 2, on_frame: Callable[[int], None] | None = None,
                      stereo: str = "none") -> int:
     """Re-orient frame i of the ERP video ``src`` by ``M[i]`` (``rotate_erp``'s rule) into ``dst``;
     returns the frame count. Frames past ``len(M)`` reuse the last correction; both eyes of a
@@ -129,7 +129,7 @@ def render_corrected(src: str | Path, dst: str | Path, M: np.ndarray, info: Vide
                     h, w = f.y.shape
                     # Each frame keeps the input frame's time (a variable-rate input stays in step with its audio).
                     # The planes pass through in the input's Y'CbCr: its colour tags go with them.
-                    writer = VideoWriter(dst, w, h, info.fps, crf=crf, vfr=True, time_base=info.frame_time_base,
+                    writer = VideoWriter(dst, w, h, info.fps, crf=crf, preset=preset, vfr=True, time_base=info.frame_time_base,
                                          audio_from=src if audio and info.has_audio else None, colour=info.colour,
                                          pixel_aspect=info.pixel_aspect)
                 pending.append((pool.submit(_rotate_yuv420, f, M[min(f.index, len(M) - 1)], stereo), f.time_s))
