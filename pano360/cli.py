@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     except Pano360Error as exc:
         if _debug():
             raise
+        sys.stdout.flush()  # what the command printed (batch's summary) comes before its error, also in a pipe
         print(f"Error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
         return exc.exit_code
     except _USAGE_ERRORS as exc:

@@ -122,19 +122,27 @@ class Trajectory:
         with atomic_output(path, overwrite=True) as tmp:
             Path(tmp).write_text(json.dumps(self.to_json(), indent=1))
 
-    def check_covers(self, duration_s: float, fps: float, what: str) -> None:
+    def check_covers(self, duration_s: float, fps: float, what: str, frames: int | None = None) -> str | None:
         """Raise Pano360Error unless the trajectory spans a video of ``duration_s`` seconds at ``fps``
         (its first frame within two frame periods, its last at least 90 % of the way: a duration
         may come from the container, audio included): a trajectory of another clip, or of a part
-        of this one, would otherwise be stretched silently over the whole video."""
+        of this one, would otherwise be stretched silently over the whole video.
+
+        Returns a warning when it passes but its frame count differs from the video's exact count
+        ``frames`` by more than 2 (a trajectory of a similar clip, or of an edited version; a frame
+        or two can differ where a container counts a frame that does not decode), else None."""
         if not duration_s or duration_s <= 0:
-            return  # a length nobody knows cannot be checked
+            return None  # a length nobody knows cannot be checked
         period = 1.0 / float(fps) if fps and fps > 0 else 0.04
         last = max(float(duration_s) - period, 0.0)
         first_t, last_t = float(self.time_s[0]), float(self.time_s[-1])
         if first_t > 2 * period or last_t < 0.9 * last - 2 * period:
             raise Pano360Error(f"{what} covers {first_t:.2f}-{last_t:.2f} s ({len(self)} frames), the video "
                                f"0.00-{last:.2f} s: it is the trajectory of another clip")
+        if frames and abs(frames - len(self)) > 2:
+            return (f"{what} has {len(self)} frames, the video {frames}: is it this video's trajectory? "
+                    f"(its rotations are used by time)")
+        return None
 
     @classmethod
     def load(cls, path: str | Path) -> "Trajectory":

@@ -297,3 +297,18 @@ def test_a_stop_removes_the_half_written_output(name, code, message, tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code and err.strip().splitlines()[-1] == message, err
     assert list(out_dir.iterdir()) == []
+
+
+def test_a_trajectory_with_other_frames_passes_with_a_warning():
+    import numpy as np
+
+    from pano360.trajectory import Trajectory
+
+    def traj(n):
+        return Trajectory(np.arange(n) / 30.0, np.repeat(np.eye(3)[None], n, 0), 60.0, 64, 36)
+
+    assert traj(300).check_covers(10.0, 30.0, "t.json", frames=300) is None
+    assert traj(299).check_covers(10.0, 30.0, "t.json", frames=300) is None  # a frame that does not decode
+    assert traj(280).check_covers(10.0, 30.0, "t.json", frames=None) is None  # no exact count to hold it to
+    warning = traj(280).check_covers(10.0, 30.0, "t.json", frames=300)
+    assert "t.json has 280 frames, the video 300" in warning

@@ -8,7 +8,8 @@ import pytest
 from conftest import shared_file
 from pano360.cli import main
 from pano360.io.writer import VideoWriter
-from pano360.post.metrics import flow_magnitude, lr_consistency, seam_ratio, sphere_share, trajectory_coverage, view_grays
+from pano360.post.metrics import (flow_magnitude, lr_consistency, seam_ratio, seam_step, sphere_share, trajectory_coverage,
+                                  view_grays)
 from pano360.project.remap import rotate_erp
 from pano360.project.rotation import euler_to_matrix
 from pano360.trajectory import Trajectory
@@ -45,6 +46,11 @@ def test_a_cut_panorama_has_a_visible_seam(pano):
     assert lr_consistency(cut) < lr_consistency(pano)  # measured 0.966 vs 0.994
     flat = np.full((8, 16, 3), 77, np.uint8)
     assert seam_ratio(flat) == 1.0 and lr_consistency(flat) == pytest.approx(1.0)
+    # A smooth sky with a half-level step at the seam: a large ratio, a step nobody sees.
+    sky = np.repeat(np.linspace(100.0, 140.0, 64)[:, None, None], 128, axis=1).repeat(3, axis=2)
+    sky[:, -1] += 0.5
+    assert seam_ratio(sky) > 5.0 and seam_step(sky) == pytest.approx(0.5)
+    assert seam_step(cut) > 5.0 * seam_step(pano)
 
 
 def test_motion_is_zero_for_a_still_video_and_right_for_a_known_turn():
@@ -101,6 +107,7 @@ def test_metrics_json_on_a_still_video_and_a_mask(pano, tmp_path, capsys):
     assert all(out["motion"][k] < 0.05 for k in ("front", "right", "back", "left", "mean"))
     assert out["seam_ratio_local"]["mean"] == pytest.approx(1.0, abs=0.2)
     assert out["seam_ratio"]["mean"] == pytest.approx(seam_ratio(small, band=None), abs=0.3)  # whole-picture definition
+    assert out["seam_step"]["mean"] == pytest.approx(seam_step(small), abs=1.0)  # after H.264 at crf 12
     assert out["lr_consistency"]["mean"] > 0.99
     assert out["coverage"] == {"source": "mask", "share": 0.5}
 

@@ -29,11 +29,11 @@ def command(
     import cv2
     import numpy as np
 
-    from pano360.console import progress_enabled, stage_progress
+    from pano360.console import note, progress_enabled, stage_progress
     from pano360.errors import Pano360Error, UsageError
     from pano360.io.reader import iter_frames
-    from pano360.post.inputs import check_erp_video, first_eye
-    from pano360.post.metrics import MotionMeter, lr_consistency, seam_ratio, sphere_share, trajectory_coverage
+    from pano360.post.inputs import check_erp_video, note_untagged, first_eye
+    from pano360.post.metrics import MotionMeter, lr_consistency, seam_ratio, seam_step, sphere_share, trajectory_coverage
     from pano360.prefetch import prefetch
 
     if trajectory is not None and mask is not None:
@@ -50,7 +50,8 @@ def command(
         from pano360.trajectory import Trajectory
 
         traj = Trajectory.load(trajectory)
-        traj.check_covers(info.duration_s, float(info.fps), f"--trajectory {trajectory}")
+        if warning := traj.check_covers(info.duration_s, float(info.fps), f"--trajectory {trajectory}", info.frame_count if info.frame_count_exact else None):
+            note(f"warning: {warning}")
         try:
             share = trajectory_coverage(traj)[0]
         except ValueError as exc:
@@ -66,9 +67,10 @@ def command(
             raise Pano360Error(f"mask must be 2:1 like an ERP, got {img.shape[1]}x{img.shape[0]}: {mask}")
         coverage = {"source": "mask", "share": round(sphere_share(img > 127), 5)}
 
-    lr, seam, seam_local = [], [], []
+    lr, seam, seam_local, step = [], [], [], []
     motion = MotionMeter()
     total = min(info.frame_count, max_frames) if max_frames else info.frame_count
+    note_untagged(info, quiet or json_output)
     with stage_progress(progress_enabled(quiet, json_output)) as progress:
         task = progress.add_task("measure", total=total)
         for f in prefetch(iter_frames(video, max_frames=max_frames)):  # decoding beside measuring
@@ -76,6 +78,7 @@ def command(
             lr.append(lr_consistency(rgb))
             seam.append(seam_ratio(rgb, band=None))
             seam_local.append(seam_ratio(rgb))
+            step.append(seam_step(rgb))
             small = rgb
             if small.shape[1] > motion_width:
                 small = cv2.resize(small, (motion_width, motion_width // 2), interpolation=cv2.INTER_AREA)
@@ -92,6 +95,8 @@ def command(
         # seam_ratio_local: over the pairs near the seam only (steadier, see post.metrics.seam_ratio)
         "seam_ratio": {"mean": round(float(seam_a.mean()), 4), "max": round(float(seam_a.max()), 4)},
         "seam_ratio_local": {"mean": round(float(local_a.mean()), 4), "max": round(float(local_a.max()), 4)},
+        # seam_step: the seam's own size in 8-bit levels (a large ratio over a flat sky can be ~0.5 levels)
+        "seam_step": {"mean": round(float(np.mean(step)), 3), "max": round(float(np.max(step)), 3)},
         "motion": {k: (None if v is None else round(v, 4)) for k, v in motion.means().items()},
         "motion_view_px": max(16, min(rgb.shape[1], motion_width) // 4),
         "coverage": coverage,
@@ -106,6 +111,7 @@ def command(
         f"LR consistency:  {result['lr_consistency']['mean']:.4f} (min {result['lr_consistency']['min']:.4f})",
         f"seam ratio:      {result['seam_ratio']['mean']:.3f} (max {result['seam_ratio']['max']:.3f}); "
         f"near the seam {result['seam_ratio_local']['mean']:.3f} (max {result['seam_ratio_local']['max']:.3f})",
+        f"seam step:       {result['seam_step']['mean']:.2f} levels of 255 (max {result['seam_step']['max']:.2f})",
         "motion (px/frame, views of %d px): %s" % (result["motion_view_px"], "n/a (one frame)" if m["mean"] is None else
                                                    ", ".join(f"{k} {m[k]:.3f}" for k in ("front", "right", "back", "left", "mean"))),
     ]

@@ -74,11 +74,11 @@ def command(
 
     import numpy as np
 
-    from pano360.console import progress_enabled, stage_progress
+    from pano360.console import note, progress_enabled, stage_progress
     from pano360.errors import UsageError
     from pano360.io.atomic import MP4_OUTPUT_SUFFIXES, atomic_output, check_output_path
     from pano360.io.writer import check_encoder_settings
-    from pano360.post.inputs import check_erp_video
+    from pano360.post.inputs import check_erp_video, note_untagged
     from pano360.project.projections import max_hfov
     from pano360.post.reframe import adjusted_camera, fixed_camera, follow_camera, keyframe_camera, reframe_video
     from pano360.project.rotation import euler_to_matrix
@@ -112,7 +112,8 @@ def command(
         from pano360.trajectory import Trajectory
 
         traj = Trajectory.load(follow)
-        traj.check_covers(info.duration_s, float(info.fps), f"--follow {follow}")
+        if warning := traj.check_covers(info.duration_s, float(info.fps), f"--follow {follow}", info.frame_count if info.frame_count_exact else None):
+            note(f"warning: {warning}")
         camera = adjusted_camera(follow_camera(traj), R_off, hfov)
     elif path is not None:
         from pano360.post.keyframes import load_keyframes
@@ -137,6 +138,7 @@ def command(
         width, height = 1920, 1080
 
     t0 = time.perf_counter()
+    note_untagged(info, quiet or json_output)
     with stage_progress(progress_enabled(quiet, json_output)) as progress:
         task = progress.add_task("reframe", total=info.frame_count)
         with atomic_output(output, overwrite=overwrite) as tmp:

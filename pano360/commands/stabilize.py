@@ -46,7 +46,7 @@ def command(
     from pano360.io.atomic import MP4_OUTPUT_SUFFIXES, check_output_path
     from pano360.io.spherical import spherical_output
     from pano360.io.writer import check_encoder_settings
-    from pano360.post.inputs import check_erp_video
+    from pano360.post.inputs import check_erp_video, note_untagged
     from pano360.post.smoothing import corrections
     from pano360.post.stabilize import estimate_video_rotations, render_corrected, target_path
     from pano360.project.rotation import rotation_angle_deg
@@ -67,6 +67,7 @@ def command(
                           other_outputs=(("output", output),))
 
     t0 = time.perf_counter()
+    note_untagged(info, quiet or json_output)
     with stage_progress(progress_enabled(quiet, json_output)) as progress:
         task = progress.add_task("measure rotation", total=info.frame_count)
         traj = estimate_video_rotations(input, analysis_width, on_frame=lambda n: progress.update(task, completed=n),

@@ -109,16 +109,18 @@ def trajectory_stats(traj: Trajectory) -> dict:
     }
 
 
-def _file_trajectory(info, opts: ConvertOptions) -> Trajectory:
-    """The trajectory file ``opts.trajectory``, checked against the video (before any work)."""
+def _file_trajectory(info, opts: ConvertOptions) -> tuple[Trajectory, str | None]:
+    """The trajectory file ``opts.trajectory``, checked against the video (before any work), and
+    a warning when its frames do not match the video's."""
     traj = Trajectory.load(opts.trajectory)
     if traj.width * info.height != traj.height * info.width:
         raise Pano360Error(f"trajectory {opts.trajectory} is for {traj.width}x{traj.height} frames, "
                            f"the video is {info.width}x{info.height}")
-    traj.check_covers(info.duration_s, float(info.fps), f"trajectory {opts.trajectory}")
+    warning = traj.check_covers(info.duration_s, float(info.fps), f"trajectory {opts.trajectory}",
+                                info.frame_count if info.frame_count_exact else None)
     if opts.hfov_deg is not None:
         traj = Trajectory(traj.time_s, traj.R, opts.hfov_deg, traj.width, traj.height, traj.inliers, traj.source)
-    return traj
+    return traj, warning
 
 
 def _get_trajectory(path: Path, info, opts: ConvertOptions, done: Callable[[int], None],
@@ -220,8 +222,8 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
     if opts.save_trajectory is not None:
         check_output_path(opts.save_trajectory, opts.overwrite, inputs, (".json",), what="--save-trajectory",
                           other_outputs=(("output", out),))
-    given = _file_trajectory(info, opts) if opts.trajectory is not None else None
-    warnings = [info.non_square_pixels] if info.non_square_pixels else []
+    given, given_warning = _file_trajectory(info, opts) if opts.trajectory is not None else (None, None)
+    warnings = [w for w in (info.non_square_pixels, given_warning) if w]
     for w in warnings:  # warnings show even with -q (and with --json, where they are listed too)
         note(f"warning: {w}", quiet=not show_warnings)
     backend_name, reason = choose_backend(opts.backend, opts.model, opts.device)

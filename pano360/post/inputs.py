@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pano360.errors import Pano360Error
 
-__all__ = ["check_erp_video", "decode_width", "first_eye"]
+__all__ = ["check_erp_video", "note_untagged", "decode_width", "first_eye"]
 
 
 def check_erp_video(path: str | Path, allow_stereo: bool = False):
@@ -14,6 +14,8 @@ def check_erp_video(path: str | Path, allow_stereo: bool = False):
 
     One-line Pano360Error for anything ``validate_video_input`` refuses, a mesh/cubemap/cropped
     or (unless ``allow_stereo``) stereo 360 video, and a mono frame that is not 2:1 (W = 2H).
+    A 2:1 video without Spherical Video metadata is taken as mono equirectangular (see
+    :func:`note_untagged`).
     """
     from pano360.io.probe import validate_video_input
 
@@ -26,6 +28,17 @@ def check_erp_video(path: str | Path, allow_stereo: bool = False):
     if info.width != 2 * info.height:
         raise Pano360Error(f"not an equirectangular video: {info.width}x{info.height} is not 2:1: {path}")
     return info
+
+
+def note_untagged(info, quiet: bool = False) -> None:
+    """Say (on stderr, unless ``quiet``) that an input without 360 metadata is taken as mono
+    equirectangular: a flat 2:1 shot passes :func:`check_erp_video` too. Commands call it once
+    their checks have passed, so that an error stays one line."""
+    if info.spherical is None:
+        from pano360.console import note
+
+        note("note: no 360 metadata in the input; its 2:1 frames are taken as mono equirectangular "
+             "(pano360 tag adds the metadata)", quiet)
 
 
 def decode_width(eye_width: int, stereo: str) -> int:

@@ -57,6 +57,14 @@ def lr_consistency(erp: np.ndarray) -> float:
     return float(np.dot(a, b) / den) if den > 0 else 1.0
 
 
+def seam_step(erp: np.ndarray) -> float:
+    """Mean absolute difference across the +-180 deg seam (``|col 0 - col W-1|``), in the picture's
+    own levels (0-255 for 8 bits): how big the seam is, where :func:`seam_ratio` says how big against
+    the picture's texture (on a flat sky a step of half a level gives a large ratio, yet shows nothing)."""
+    _check_erp(erp)
+    return float(np.abs(erp[:, 0].astype(np.float32) - erp[:, -1]).mean())
+
+
 def seam_ratio(erp: np.ndarray, band: int | None = 0) -> float:
     """Mean absolute difference across the +-180 deg seam over that of neighbouring column pairs.
 
@@ -66,8 +74,7 @@ def seam_ratio(erp: np.ndarray, band: int | None = 0) -> float:
     ``max(4, W / 64)`` columns of the seam on both sides (``band=k``: within ``k``), where the
     texture is the seam's own. Returns 1.0 when nothing changes from column to column.
     """
-    _check_erp(erp)
-    seam = float(np.abs(erp[:, 0].astype(np.float32) - erp[:, -1]).mean())
+    seam = seam_step(erp)
     if band is None:
         if erp.dtype == np.uint8:  # |col j+1 - col j| is exact in 8 bits: OpenCV does the frame ~10x faster
             d = cv2.absdiff(erp[:, 1:], erp[:, :-1])
