@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator, TextIO
 
 import numpy as np
 
@@ -57,11 +58,14 @@ class Trajectory:
     def __len__(self) -> int:
         return len(self.time_s)
 
-    def to_json(self) -> dict:
-        """The trajectory file's content as a JSON-ready dict (the format of ``CONVENTIONS.md``)."""
+    def _header(self) -> dict:
+        return {"version": TRAJECTORY_VERSION, "source": self.source, "width": self.width, "height": self.height,
+                "hfov_deg": self.hfov_deg}
+
+    def _frames(self) -> Iterator[dict]:
         yaw, pitch, roll = matrix_to_euler(self.R) if len(self) else (np.zeros(0),) * 3
-        frames = [
-            {
+        for i in range(len(self)):
+            yield {
                 "index": i,
                 "time_s": float(self.time_s[i]),
                 "R": [[float(x) for x in row] for row in self.R[i]],
@@ -70,16 +74,19 @@ class Trajectory:
                 "roll_deg": float(roll[i]),
                 "inliers": int(self.inliers[i]),
             }
-            for i in range(len(self))
-        ]
-        return {
-            "version": TRAJECTORY_VERSION,
-            "source": self.source,
-            "width": self.width,
-            "height": self.height,
-            "hfov_deg": self.hfov_deg,
-            "frames": frames,
-        }
+
+    def to_json(self) -> dict:
+        """The trajectory file's content as a JSON-ready dict (the format of ``CONVENTIONS.md``)."""
+        return {**self._header(), "frames": list(self._frames())}
+
+    def write_json(self, fp: TextIO) -> None:
+        """Write the trajectory file's JSON (what :meth:`to_json` holds) to a text stream a frame
+        per line, without building it all in memory first (an hour of frames is ~100k entries)."""
+        head = json.dumps(self._header())
+        fp.write(head[:-1] + ', "frames": [\n')
+        for i, frame in enumerate(self._frames()):
+            fp.write((",\n" if i else "") + json.dumps(frame))
+        fp.write("\n]}\n")
 
     @classmethod
     def from_json(cls, data: dict) -> "Trajectory":
@@ -119,8 +126,8 @@ class Trajectory:
         """Write the trajectory file atomically."""
         from pano360.io.atomic import atomic_output
 
-        with atomic_output(path, overwrite=True) as tmp:
-            Path(tmp).write_text(json.dumps(self.to_json(), indent=1))
+        with atomic_output(path, overwrite=True) as tmp, open(tmp, "w") as fp:
+            self.write_json(fp)
 
     def check_covers(self, duration_s: float, fps: float, what: str, frames: int | None = None) -> str | None:
         """Raise Pano360Error unless the trajectory spans a video of ``duration_s`` seconds at ``fps``

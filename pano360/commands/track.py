@@ -50,7 +50,7 @@ def command(
     """Estimate every frame's camera rotation and the horizontal FOV; write the trajectory file."""
     from pano360.console import note, progress_enabled, stage_progress
     from pano360.project.camera import check_clip_hfov
-    from pano360.io.atomic import atomic_output, check_output_path
+    from pano360.io.atomic import check_output_path
     from pano360.io.probe import validate_video_input
     from pano360.slam.estimate import track_clip
 
@@ -63,8 +63,7 @@ def command(
     with stage_progress(progress_enabled(quiet, json_output)) as progress:
         task = progress.add_task("tracking", total=info.frame_count or None)
         result = track_clip(input, hfov, progress=lambda i: progress.update(task, completed=i))
-    with atomic_output(out, overwrite=True) as tmp:
-        Path(tmp).write_text(json.dumps(result.trajectory.to_json(), indent=1))
+    result.trajectory.save(out)  # atomically
     # The input's own warning (printed before tracking) counts with the tracker's.
     summary = _summary(result, out, time.perf_counter() - t0,
                        ([info.non_square_pixels] if info.non_square_pixels else []) + list(result.warnings))
