@@ -301,3 +301,25 @@ def test_a_weak_keyframe_link_is_refined_directly_and_a_wrong_alignment_refused(
         assert tracker._direct_link(a, b, far @ H) is None
     finally:
         tracker.finish()
+
+
+def test_frame_log_gives_back_what_it_was_given():
+    from pano360.slam.framelog import FrameLog, FrameObs
+
+    gen = np.random.default_rng(0)
+    given = [FrameObs(3, gen.random((5, 2), np.float32), gen.random((5, 2), np.float32), 5,
+                      kf_info=gen.random((5, 3), np.float32)),
+             FrameObs(-1, np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32), 0, "no texture"),
+             FrameObs(4, gen.random((4, 2)), gen.random((4, 2)), 0, "direct"),  # float64, no precision
+             FrameObs(4, gen.random((2, 2), np.float32), gen.random((2, 2), np.float32), 2, "a new reason")]
+    log = FrameLog()
+    for obs in given:
+        log.append(obs)
+    assert len(log) == 4 and log.inliers().tolist() == [5, 0, 0, 2] and log.point_count(2) == 4
+    for a, b in zip(given, list(log)):
+        assert (a.ref_kf, a.inliers, a.reason) == (b.ref_kf, b.inliers, b.reason)
+        for x, y in ((a.kf_pts, b.kf_pts), (a.pts, b.pts), (a.kf_info, b.kf_info)):
+            assert (x is None and y is None) or (x.dtype == y.dtype and np.array_equal(x, y))
+    log.append(given[0])  # appending after reading goes on
+    assert np.array_equal(log[4].pts, given[0].pts) and log[-1].ref_kf == 3
+    log.close()

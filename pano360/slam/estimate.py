@@ -11,8 +11,9 @@ with the FOV (``bundle.adjust``); 5. close loops (ORB between keyframes that loo
 adjust again; 6. every frame from its reference keyframe (best rotation on its inlier rays), frames
 with nothing to track SLERPed between neighbours; 7. measure the rolling shutter's readout and, when
 it shows, unroll every observation and redo 4-6. Every residual in 4-6 is weighted by how precisely
-KLT placed its point (:mod:`pano360.slam.precision`). Memory grows only by small per-frame arrays
-(about 3 kB a frame, 25 kB a keyframe), never by frames.
+KLT placed its point (:mod:`pano360.slam.precision`). Frames are never kept; each frame's inlier
+pairs go to a temporary file (:mod:`pano360.slam.framelog`), read back a block at a time, so memory
+grows by the keyframes (~30 kB each with their ORB features) and a few numbers a frame.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from pano360.errors import Pano360Error
 from pano360.project.camera import check_clip_hfov, focal_from_hfov
 from pano360.project.rotation import best_rotation, interpolate_rotations, rotation_angle_deg
 from pano360.slam.bundle import BundleResult, adjust, search_hfov
-from pano360.slam.frontend import FrameObs, Tracker, TrackerConfig
+from pano360.slam.framelog import FrameLog, FrameObs
+from pano360.slam.frontend import Tracker, TrackerConfig
 from pano360.slam.geometry import (grouped_best_rotations, grouped_rotation_residuals, grouped_weighted_rotations, pixels_to_rays,
                                    unit_rays)
 from pano360.slam.links import Link, chain_rotations, loop_links, track_links
@@ -117,21 +119,26 @@ def _relative_rotations(obs: list[FrameObs], w: int, h: int, f: float) -> np.nda
 EVERY_FRAME_BLOCK = 256  # frames refined together (each is fitted on its own)
 
 
-def _every_frame(frames: list[FrameObs], kfs: list, R_kf: np.ndarray, linked_kfs: set[int], times: np.ndarray,
-                 w: int, h: int, f: float) -> tuple[np.ndarray, np.ndarray]:
-    """Rotations ``(N, 3, 3)`` of every frame and which rest on evidence; the rest SLERPed between those."""
+def _every_frame(frames: FrameLog, kfs: list, R_kf: np.ndarray, linked_kfs: set[int], times: np.ndarray,
+                 w: int, h: int, f: float, unroll: Callable[[int, FrameObs], FrameObs] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Rotations ``(N, 3, 3)`` of every frame and which rest on evidence; the rest SLERPed between
+    those. ``unroll(i, obs)``: frame ``i``'s evidence with the rolling shutter undone, when it is."""
     n = len(frames)
     R = np.repeat(np.eye(3)[None], n, axis=0)
     ok = np.zeros(n, bool)
     kf_of_frame = {k.frame: i for i, k in enumerate(kfs) if i in linked_kfs or len(kfs) == 1}
     for i, k in kf_of_frame.items():
         R[i], ok[i] = R_kf[k], True
-    fitted = [i for i, obs in enumerate(frames) if i not in kf_of_frame and obs.ref_kf >= 0 and len(obs.pts) >= 3]
-    # A block of frames at a time: the temporaries stay the same size however long the clip.
+    fitted = [i for i in range(n) if i not in kf_of_frame and frames.ref_kf(i) >= 0 and frames.point_count(i) >= 3]
+    # A block of frames at a time, read back from the log: memory stays the same however long the clip.
     for at in range(0, len(fitted), EVERY_FRAME_BLOCK):
         block = fitted[at:at + EVERY_FRAME_BLOCK]
-        ref = np.array([frames[i].ref_kf for i in block])
-        R[block] = R_kf[ref] @ _relative_rotations([frames[i] for i in block], w, h, f)
+        obs = [frames[i] for i in block]
+        if unroll is not None:
+            obs = [unroll(i, o) for i, o in zip(block, obs)]
+        ref = np.array([o.ref_kf for o in obs])
+        R[block] = R_kf[ref] @ _relative_rotations(obs, w, h, f)
         ok[block] = True
     if ok.any() and not ok.all():
         good = np.flatnonzero(ok)
@@ -256,18 +263,21 @@ def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg
         kf_omega = omega[kf_frames]
         ba = adjust(unroll_links(links + loops, kf_omega, readout, w, h, f), ba.R, w, h, hfov, solve_focal=solve_focal, priors=restarts)
         hfov = ba.hfov_deg
-        frames = [FrameObs(o.ref_kf, unroll_pixels(o.kf_pts, kf_omega[o.ref_kf], readout, w, h, f),
-                           unroll_pixels(o.pts, omega[i], readout, w, h, f), o.inliers, o.reason) if o.ref_kf >= 0 else o
-                  for i, o in enumerate(frames)]
+        f_px = f  # the pixels were measured with the focal length before this adjustment
+
+        def unroll(i: int, o: FrameObs) -> FrameObs:
+            return FrameObs(o.ref_kf, unroll_pixels(o.kf_pts, kf_omega[o.ref_kf], readout, w, h, f_px),
+                            unroll_pixels(o.pts, omega[i], readout, w, h, f_px), o.inliers, o.reason)
+
         f = focal_from_hfov(w, hfov)
-        R, ok = _every_frame(frames, kfs, ba.R, linked_kfs, times, w, h, f)
+        R, ok = _every_frame(frames, kfs, ba.R, linked_kfs, times, w, h, f, unroll)
     stats["backend_s"] = time.perf_counter() - t0
     stats["ba_rms_px"] = ba.rms_px
     if hfov_source == "estimated":
         stats["hfov_sigma_deg"] = ba.hfov_sigma_deg if solve_focal else fov_fit.hfov_sigma_deg
     if not ok.all():
         warnings.append(f"frames {_fmt_ranges(_ranges(np.flatnonzero(~ok)))}: nothing to track (black, blank or featureless, or only something moving on its own); rotations interpolated")
-    inliers = np.array([obs.inliers for obs in frames], np.int64)
+    inliers = frames.inliers()
     weak = ok & (inliers < LOW_CONFIDENCE_INLIERS)
     if weak.any():
         warnings.append(f"frames {_fmt_ranges(_ranges(np.flatnonzero(weak)))}: few features (low texture or blur); low confidence")

@@ -32,6 +32,7 @@ import numpy as np
 from pano360.project.camera import focal_from_hfov
 from pano360.project.rotation import best_rotation
 from pano360.slam.direct import direct_rotation, rotation_homography
+from pano360.slam.framelog import FrameLog, FrameObs
 from pano360.slam.geometry import pixels_to_rays
 from pano360.slam.precision import point_information
 
@@ -108,25 +109,6 @@ class Keyframe:
         return self.orb.result()[1]
 
 
-@dataclass
-class FrameObs:
-    """A frame's evidence: reference keyframe (-1 when lost), ``kf_pts``/``pts`` ``(k, 2)`` inlier pairs.
-
-    ``reason`` is "" normally, "restart" when tracking broke here and a new segment began (a cut,
-    or motion too fast to follow), "no texture" when the frame had nothing to track, "direct" when
-    it had too few corners but its picture was aligned to the keyframe before the break (then
-    ``inliers`` is 0: low confidence). ``kf_info (k, 3)``: the precision of ``kf_pts`` in the
-    keyframe (:func:`precision.point_information`); None for direct alignments.
-    """
-
-    ref_kf: int
-    kf_pts: np.ndarray
-    pts: np.ndarray
-    inliers: int
-    reason: str = ""
-    kf_info: np.ndarray | None = None
-
-
 @dataclass(frozen=True)
 class Bridge:
     """A direct alignment of keyframe ``a`` to keyframe ``b``: across a break in tracking (``b`` the
@@ -188,7 +170,7 @@ class Tracker:
     config: TrackerConfig = field(default_factory=TrackerConfig)
     hfov_guess_deg: float = 65.0  # where direct alignment starts its focal length (the FOV is measured later, on the tracks)
     keyframes: list[Keyframe] = field(default_factory=list)
-    frames: list[FrameObs] = field(default_factory=list)
+    frames: FrameLog = field(default_factory=FrameLog)  # every frame's evidence, on disk
     bridges: list[Bridge] = field(default_factory=list)
 
     def __post_init__(self) -> None:
