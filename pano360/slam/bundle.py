@@ -21,7 +21,7 @@ from scipy.sparse.linalg import splu
 
 from pano360.project.camera import focal_from_hfov, hfov_from_focal
 from pano360.project.rotation import rotvec_to_matrix
-from pano360.slam.geometry import pixels_to_rays, projection_jacobian, right_jacobian, rotation_fit_cost, skew
+from pano360.slam.geometry import pixels_to_rays, projection_jacobian, right_jacobian, rotation_fit_cost
 from pano360.slam.links import Link
 from pano360.slam.precision import whiten, whitening
 
@@ -86,12 +86,10 @@ CHUNK_POINTS = 16384
 class _Problem:
     """The adjustment's fixed data: keyframe rotations ``R0 (K, 3, 3)`` about which ``x`` (one
     rotation vector per keyframe after the first, then ``log f`` when solved) is taken; per point
-    the keyframes ``ia, ib``, pixels ``pa, pb`` and whitening ``U (n, 2, 2)``; the links' point
-    ranges (``starts``, ``link_a``, ``link_b``); the keyframes held near their start (``priors``)."""
+    the pixels ``pa, pb`` and whitening ``U (n, 2, 2)``; the links' point ranges ``starts`` and
+    keyframes ``link_a``, ``link_b``; the keyframes held near their start (``priors``)."""
 
     R0: np.ndarray
-    ia: np.ndarray
-    ib: np.ndarray
     pa: np.ndarray
     pb: np.ndarray
     U: np.ndarray
@@ -127,13 +125,39 @@ def _pose(x: np.ndarray, prob: _Problem) -> tuple[np.ndarray, np.ndarray, float]
     return deltas, prob.R0 @ rotvec_to_matrix(deltas), f
 
 
-def _point_terms(prob: _Problem, lo: int, hi: int, deltas: np.ndarray, R: np.ndarray, f: float, want_jac: bool):
-    """Whitened residuals ``(m, 2)`` of points ``lo:hi`` and, with ``want_jac``, their derivatives
-    by keyframe a's and b's rotation ``(m, 2, 3)`` and by ``log f`` ``(m, 2)``."""
-    ia, ib, U = prob.ia[lo:hi], prob.ib[lo:hi], prob.U[lo:hi]
+def _times(A: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """``A @ M`` for stacks ``A (m, p, 3)``, ``M (m, 3, 3)``, by broadcasting (numpy's stacked matmul
+    is slower on 3x3s)."""
+    return A[:, :, 0, None] * M[:, None, 0, :] + A[:, :, 1, None] * M[:, None, 1, :] + A[:, :, 2, None] * M[:, None, 2, :]
+
+
+def _times_skew(A: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``A @ skew(v)`` for ``A (m, p, 3)``, ``v (m, 3)``: each row ``a`` of ``A`` becomes ``a x v``."""
+    v = v[:, None, :]
+    return np.stack([A[..., 1] * v[..., 2] - A[..., 2] * v[..., 1], A[..., 2] * v[..., 0] - A[..., 0] * v[..., 2],
+                     A[..., 0] * v[..., 1] - A[..., 1] * v[..., 0]], axis=-1)
+
+
+def _apply(M: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``M @ v`` for stacks ``M (m, p, 3)``, ``v (m, 3)``."""
+    return M[:, :, 0] * v[:, 0, None] + M[:, :, 1] * v[:, 1, None] + M[:, :, 2] * v[:, 2, None]
+
+
+def _rows_weighted(A: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``A^T w`` for stacks ``A (m, 2, k)``, ``w (m, 2)``."""
+    return A[:, 0] * w[:, 0, None] + A[:, 1] * w[:, 1, None]
+
+
+def _point_terms(prob: _Problem, l0: int, l1: int, deltas: np.ndarray, R: np.ndarray, f: float, want_jac: bool):
+    """Whitened residuals ``(m, 2)`` of the points of links ``l0:l1`` and, with ``want_jac``, their
+    derivatives by keyframe a's and b's rotation ``(m, 2, 3)`` and by ``log f`` ``(m, 2)``."""
+    lo, hi = prob.starts[l0], prob.starts[l1]
+    sizes = np.diff(prob.starts[l0:l1 + 1])
+    la, lb = prob.link_a[l0:l1], prob.link_b[l0:l1]
+    U = prob.U[lo:hi]
     rb = pixels_to_rays(prob.pb[lo:hi], prob.width, prob.height, f)
-    Rab = np.swapaxes(R[ia], 1, 2) @ R[ib]
-    d = np.einsum("nij,nj->ni", Rab, rb)
+    Rab = np.repeat(np.swapaxes(R[la], 1, 2) @ R[lb], sizes, axis=0)  # one product a link
+    d = _apply(Rab, rb)
     z = d[:, 2]
     proj = np.stack([f * d[:, 0] / z + (prob.width / 2 - 0.5), f * d[:, 1] / z + (prob.height / 2 - 0.5)], 1)
     res = whiten(U, proj - prob.pa[lo:hi])
@@ -141,26 +165,31 @@ def _point_terms(prob: _Problem, lo: int, hi: int, deltas: np.ndarray, R: np.nda
         return res, None, None, None
     P = whiten(U, projection_jacobian(d, f))  # d proj / d d, whitened
     Jr = right_jacobian(deltas)
-    Ja = P @ skew(d) @ Jr[ia]  # d d / d delta_a = [d]x J_r
-    Jb = -P @ (Rab @ skew(rb)) @ Jr[ib]  # d d / d delta_b = -R_a^T R_b [r_b]x J_r
+    Ja = _times(_times_skew(P, d), np.repeat(Jr[la], sizes, axis=0))  # d d / d delta_a = [d]x J_r
+    Jb = -_times(_times_skew(_times(P, Rab), rb), np.repeat(Jr[lb], sizes, axis=0))  # -R_a^T R_b [r_b]x J_r
     Jf = None
     if prob.solve_focal:
         drb = np.zeros_like(rb)
         drb[:, :2] = -rb[:, :2]  # d r_b / d log f
         dproj = np.stack([d[:, 0] / z * f, d[:, 1] / z * f], 1)  # the projection's own scaling by f
-        Jf = whiten(U, dproj) + np.einsum("nij,nj->ni", P, np.einsum("nij,nj->ni", Rab, drb))
+        Jf = whiten(U, dproj) + _apply(P, _apply(Rab, drb))
     return res, Ja, Jb, Jf
 
 
 def _residuals(x: np.ndarray, prob: _Problem) -> np.ndarray:
     """Residuals ``(2n + 3p,)``: every point's whitened pixel error, then the priors'."""
     deltas, R, f = _pose(x, prob)
-    parts = [_point_terms(prob, prob.starts[a], prob.starts[b], deltas, R, f, False)[0].ravel() for a, b in prob.chunks]
+    parts = [_point_terms(prob, l0, l1, deltas, R, f, False)[0].ravel() for l0, l1 in prob.chunks]
     return np.concatenate(parts + [(prob.prior_w * f * deltas[prob.priors]).ravel()])
 
 
 def _huber_weights(r: np.ndarray, loss_px: float | None) -> np.ndarray:
     return np.ones_like(r) if loss_px is None else np.minimum(1.0, loss_px / np.maximum(np.abs(r), 1e-12))
+
+
+def _outer_sum(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``A^T B`` ``(m, 3, 3)`` for stacks of 2x3 ``A``, ``B`` (a point's two residual rows)."""
+    return A[:, 0, :, None] * B[:, 0, None, :] + A[:, 1, :, None] * B[:, 1, None, :]
 
 
 def _normal_equations(x: np.ndarray, prob: _Problem, loss_px: float | None):
@@ -175,21 +204,21 @@ def _normal_equations(x: np.ndarray, prob: _Problem, loss_px: float | None):
     hff = gf = 0.0
     parts = []
     for l0, l1 in prob.chunks:
-        lo, hi = prob.starts[l0], prob.starts[l1]
-        res, Ja, Jb, Jf = _point_terms(prob, lo, hi, deltas, R, f, True)
+        lo = prob.starts[l0]
+        res, Ja, Jb, Jf = _point_terms(prob, l0, l1, deltas, R, f, True)
         parts.append(res.ravel())
         w = _huber_weights(res, loss_px)  # (m, 2)
         wr = w * res
         at = prob.starts[l0:l1] - lo  # each link's first point within the chunk
         wJa, wJb = w[:, :, None] * Ja, w[:, :, None] * Jb
-        Haa[l0:l1] = np.add.reduceat(np.einsum("npi,npj->nij", wJa, Ja), at)
-        Hab[l0:l1] = np.add.reduceat(np.einsum("npi,npj->nij", wJa, Jb), at)
-        Hbb[l0:l1] = np.add.reduceat(np.einsum("npi,npj->nij", wJb, Jb), at)
-        ga[l0:l1] = np.add.reduceat(np.einsum("npi,np->ni", Ja, wr), at)
-        gb[l0:l1] = np.add.reduceat(np.einsum("npi,np->ni", Jb, wr), at)
+        Haa[l0:l1] = np.add.reduceat(_outer_sum(wJa, Ja), at)
+        Hab[l0:l1] = np.add.reduceat(_outer_sum(wJa, Jb), at)
+        Hbb[l0:l1] = np.add.reduceat(_outer_sum(wJb, Jb), at)
+        ga[l0:l1] = np.add.reduceat(_rows_weighted(Ja, wr), at)
+        gb[l0:l1] = np.add.reduceat(_rows_weighted(Jb, wr), at)
         if Jf is not None:
-            haf[l0:l1] = np.add.reduceat(np.einsum("npi,np->ni", wJa, Jf), at)
-            hbf[l0:l1] = np.add.reduceat(np.einsum("npi,np->ni", wJb, Jf), at)
+            haf[l0:l1] = np.add.reduceat(_rows_weighted(wJa, Jf), at)
+            hbf[l0:l1] = np.add.reduceat(_rows_weighted(wJb, Jf), at)
             hff += float((w * Jf * Jf).sum())
             gf += float((Jf * wr).sum())
     prior_res = (prob.prior_w * f * deltas[prob.priors]).ravel()
@@ -307,9 +336,7 @@ def adjust(links: list[Link], R_init: np.ndarray, width: int, height: int, hfov_
     R0 = R_init[0].T[None] @ R_init
     sizes = np.array([len(lk.pa) for lk in links], np.int64)
     prob = _Problem(
-        R0=R0, ia=np.repeat(np.array([lk.a for lk in links], np.int64), sizes),
-        ib=np.repeat(np.array([lk.b for lk in links], np.int64), sizes),
-        pa=np.concatenate([lk.pa for lk in links]), pb=np.concatenate([lk.pb for lk in links]),
+        R0=R0, pa=np.concatenate([lk.pa for lk in links]), pb=np.concatenate([lk.pb for lk in links]),
         U=whitening([lk.wa for lk in links], sizes), width=width, height=height, solve_focal=solve_focal,
         logf_fixed=logf0, priors=priors, prior_w=1e-3, starts=np.concatenate([[0], np.cumsum(sizes)]),
         link_a=np.array([lk.a for lk in links], np.int64), link_b=np.array([lk.b for lk in links], np.int64))
