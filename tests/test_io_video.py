@@ -182,6 +182,60 @@ def test_writer_keeps_every_audio_track(tmp_path):
     assert info.audio_codecs == ("aac", "aac")
 
 
+def _onsets(path: Path) -> list[float]:
+    """Each audio track's first loud sample, in seconds of the file's own timeline (pts)."""
+    with av.open(str(path)) as c:
+        n = len(c.streams.audio)
+    onsets = []
+    for i in range(n):
+        with av.open(str(path)) as c:
+            for frame in c.decode(c.streams.audio[i]):
+                x = np.abs(frame.to_ndarray().astype(np.float64))
+                x = x.max(axis=0) if x.ndim > 1 else x
+                loud = np.nonzero(x > 0.05 * (32767 if frame.format.name.startswith("s16") else 1))[0]
+                if len(loud):
+                    onsets.append(float(frame.pts * frame.time_base) + loud[0] / frame.sample_rate)
+                    break
+    return onsets
+
+
+def test_writer_reencodes_unnamed_layouts_rates_and_late_starts(tmp_path):
+    # PCM in MKV has an unnamed "2 channels" layout that AAC does not take; 192 kHz has no AAC
+    # table; a track that starts 1 s after the video must start 1 s after it in the output too.
+    src = tmp_path / "odd.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=64x32:r=10:d=3",
+                    "-itsoffset", "1", "-f", "lavfi", "-i", "sine=f=500:d=1.5",
+                    "-f", "lavfi", "-i", "sine=f=800:d=3:sample_rate=192000",
+                    "-map", "0", "-map", "1", "-map", "2", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-c:a", "pcm_s16le", "-ac", "2", str(src)], check=True)
+    with av.open(str(src)) as c:
+        assert c.streams.audio[0].codec_context.layout.name == "2 channels"
+    out = tmp_path / "o.mp4"
+    with VideoWriter(out, W, H, 10, preset="ultrafast", audio_from=src) as w:
+        for f in iter_frames(src):
+            w.write(f.rgb)
+    assert w.dropped_audio == []
+    probe = _ffprobe(out, "stream=codec_type,codec_name,sample_rate,channel_layout")
+    audio = [(a["codec_name"], a["sample_rate"], a["channel_layout"]) for a in probe["streams"] if a["codec_type"] == "audio"]
+    assert audio == [("aac", "44100", "stereo"), ("aac", "48000", "stereo")]
+    late, early = _onsets(out)
+    assert abs(late - 1.0) < 0.01 and abs(early) < 0.01
+
+
+def test_writer_leaves_out_a_track_aac_cannot_hold(tmp_path):
+    src = tmp_path / "many.mkv"  # 12 channels: more than AAC's 8
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=64x32:r=10:d=1", "-f", "lavfi",
+                    "-i", "sine=d=1", "-f", "lavfi", "-i", "aevalsrc=" + "|".join(["0.1*sin(440*2*PI*t)"] * 12) + ":d=1",
+                    "-map", "0", "-map", "1", "-map", "2", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-c:a:0", "libvorbis", "-c:a:1", "pcm_s16le", str(src)], check=True)
+    out = tmp_path / "o.mp4"
+    with VideoWriter(out, W, H, 10, preset="ultrafast", audio_from=src) as w:
+        for f in iter_frames(src):
+            w.write(f.rgb)
+    assert len(w.dropped_audio) == 1 and "12 channels" in w.dropped_audio[0]
+    assert probe_video(out).audio_codecs == ("aac",)
+
+
 def test_writer_rejects_bad_settings(tmp_path):
     for kwargs, word in [({"width": 63}, "even"), ({"codec": "vp9"}, "codec"), ({"crf": 70}, "crf"),
                          ({"preset": "warp"}, "preset")]:
@@ -204,6 +258,18 @@ def test_abort_leaves_no_file(tmp_path, exc):
                     w.write(np.zeros((H, W, 3), np.uint8))
                 raise exc()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_errors_name_the_output_not_its_hidden_temporary_file(tmp_path):
+    from pano360.io.spherical import spherical_output
+
+    for context in (atomic_output, spherical_output):
+        target = tmp_path / "out.mp4"
+        with pytest.raises(Pano360Error) as caught:
+            with context(target) as tmp:
+                raise Pano360Error(f"encoding {tmp} failed: Invalid argument")
+        assert str(caught.value) == f"encoding {target} failed: Invalid argument"
+        assert list(tmp_path.iterdir()) == []
 
 
 def test_probe_real_clips():

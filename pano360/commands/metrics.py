@@ -46,12 +46,14 @@ def command(
     stereo = info.stereo
 
     coverage = None
+    warnings: list[str] = []  # shown as they arise, even with -q; listed by --json
     if trajectory is not None:
         from pano360.trajectory import Trajectory
 
         traj = Trajectory.load(trajectory)
         if warning := traj.check_covers(info.duration_s, float(info.fps), f"--trajectory {trajectory}", info.frame_count if info.frame_count_exact else None):
             note(f"warning: {warning}")
+            warnings.append(warning)
         try:
             share = trajectory_coverage(traj)[0]
         except ValueError as exc:
@@ -99,7 +101,7 @@ def command(
         "seam_step": {"mean": round(float(np.mean(step)), 3), "max": round(float(np.max(step)), 3)},
         "motion": {k: (None if v is None else round(v, 4)) for k, v in motion.means().items()},
         "motion_view_px": max(16, min(rgb.shape[1], motion_width) // 4),
-        "coverage": coverage,
+        "coverage": coverage, "warnings": warnings,
     }
     if json_output:
         typer.echo(json.dumps(result))

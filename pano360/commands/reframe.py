@@ -105,6 +105,12 @@ def command(
     if hfov is not None and not 0.0 < hfov < max_hfov(proj_name):
         raise UsageError(f"--hfov must be in {span} degrees for {proj_name}, got {hfov}")
 
+    warnings: list[str] = []  # shown as they arise, even with -q; listed by --json
+
+    def warn(message: str) -> None:
+        warnings.append(message)
+        note(f"warning: {message}")
+
     traj = None
     offsets = (yaw or 0.0, pitch or 0.0, roll or 0.0)
     R_off = euler_to_matrix(*offsets) if any(offsets) else None
@@ -113,7 +119,7 @@ def command(
 
         traj = Trajectory.load(follow)
         if warning := traj.check_covers(info.duration_s, float(info.fps), f"--follow {follow}", info.frame_count if info.frame_count_exact else None):
-            note(f"warning: {warning}")
+            warn(warning)
         camera = adjusted_camera(follow_camera(traj), R_off, hfov)
     elif path is not None:
         from pano360.post.keyframes import load_keyframes
@@ -143,13 +149,13 @@ def command(
         task = progress.add_task("reframe", total=info.frame_count)
         with atomic_output(output, overwrite=overwrite) as tmp:
             result = reframe_video(input, tmp, camera, proj_name, width, height, crf=crf, preset=encode_preset, stereo=stereo, info=info,
-                                   on_frame=lambda n: progress.update(task, completed=n))
+                                   on_frame=lambda n: progress.update(task, completed=n), warn=warn)
     seconds = time.perf_counter() - t0
     summary = {"output": str(output), "frames": result.frames, "width": width, "height": height,
                "projection": proj_name, "fps": result.fps, "seconds": round(seconds, 3),
                "render_fps": round(result.frames / seconds, 2) if seconds > 0 else None,
                "camera": "follow" if traj is not None else ("keyframes" if path is not None else "fixed"),
-               "eye": "left" if stereo != "none" else None}
+               "eye": "left" if stereo != "none" else None, "warnings": warnings}
     if json_output:
         typer.echo(json.dumps(summary))
     else:

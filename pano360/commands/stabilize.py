@@ -66,6 +66,12 @@ def command(
         check_output_path(save_trajectory, overwrite, (input,), (".json",), what="--save-trajectory",
                           other_outputs=(("output", output),))
 
+    warnings: list[str] = []  # shown as they arise, even with -q; listed by --json
+
+    def warn(message: str) -> None:
+        warnings.append(message)
+        note(f"warning: {message}")
+
     t0 = time.perf_counter()
     note_untagged(info, quiet or json_output)
     with stage_progress(progress_enabled(quiet, json_output)) as progress:
@@ -76,13 +82,13 @@ def command(
         if level:
             up_world, level_info = _estimate_up(input, traj, analysis_width, stereo)
             if up_world is None:
-                note(f"warning: not levelled: {level_info['reason']}", quiet)
+                warn(f"not levelled: {level_info['reason']}")
         S, R = target_path(traj, mode.value, smooth, up_world)
         M = corrections(R, S)
         task = progress.add_task("render", total=info.frame_count)
         with spherical_output(output, overwrite=overwrite, stereo=stereo) as tmp:
             frames = render_corrected(input, tmp, M, info, crf=crf, preset=preset, stereo=stereo,
-                                      on_frame=lambda n: progress.update(task, completed=n))
+                                      on_frame=lambda n: progress.update(task, completed=n), warn=warn)
             if save_trajectory is not None:  # before the video is renamed into place (see convert)
                 traj.save(save_trajectory)
     steps = rotation_angle_deg(traj.R[1:], traj.R[:-1]) if len(traj) > 1 else np.zeros(1)
@@ -91,7 +97,7 @@ def command(
         "smooth_s": smooth if mode == Mode.smooth else None, "level": level_info,
         "rotation_deg_per_frame": {"mean": round(float(steps.mean()), 4), "max": round(float(steps.max()), 4)},
         "max_correction_deg": round(float(rotation_angle_deg(M, np.eye(3)).max()), 3),
-        "min_inliers": int(traj.inliers.min()), "seconds": round(time.perf_counter() - t0, 3),
+        "min_inliers": int(traj.inliers.min()), "seconds": round(time.perf_counter() - t0, 3), "warnings": warnings,
     }
     if json_output:
         typer.echo(json.dumps(summary))

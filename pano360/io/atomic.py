@@ -10,7 +10,7 @@ from typing import Iterator
 
 from pano360.errors import Pano360Error, UsageError
 
-__all__ = ["check_output_path", "atomic_output", "MP4_OUTPUT_SUFFIXES"]
+__all__ = ["check_output_path", "atomic_output", "naming_output", "MP4_OUTPUT_SUFFIXES"]
 
 # What the video writer makes (MP4, where the Spherical Video boxes live), under the names players
 # and editors take for it.
@@ -88,9 +88,20 @@ def atomic_output(output: str | Path, overwrite: bool = False) -> Iterator[Path]
         # mkstemp makes the file private (0600); a finished output gets the usual mode (0666 - umask).
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        raise
+        raise naming_output(exc, tmp, out)
+
+
+def naming_output(exc: BaseException, tmp: Path, out: Path) -> BaseException:
+    """``exc`` with the hidden temporary file's name in its message replaced by the output's:
+    "encoding out.mp4 failed", not ".out.x1y2.part.mp4" (a file the user never sees)."""
+    if isinstance(exc, Pano360Error) and str(tmp) in str(exc):
+        renamed = type(exc)(str(exc).replace(str(tmp), str(out)))
+        renamed.__cause__ = exc.__cause__
+        renamed.__suppress_context__ = True
+        return renamed
+    return exc
 
 
 def _umask() -> int:

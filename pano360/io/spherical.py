@@ -342,7 +342,7 @@ def spherical_output(out: str | Path, overwrite: bool = False, stereo: str = "no
     import os
     import tempfile
 
-    from pano360.io.atomic import check_output_path
+    from pano360.io.atomic import check_output_path, naming_output
 
     out = Path(out)
     check_output_path(out, overwrite)
@@ -353,7 +353,7 @@ def spherical_output(out: str | Path, overwrite: bool = False, stereo: str = "no
     tmp = Path(name)
     try:
         yield tmp
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        raise
+        raise naming_output(exc, tmp, out)
     finalize_360(tmp, out, stereo=stereo, overwrite=overwrite, initial_view_deg=initial_view_deg)

@@ -55,6 +55,36 @@ def check_encoder_settings(codec: str, crf: int, preset: str) -> None:
         raise Pano360Error(f"unknown preset {preset!r}; choose one of {', '.join(sorted(_PRESETS))}")
 
 
+# AAC's channel layouts by channel count, for sources whose layout has no name ("2 channels").
+_AAC_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+
+@cache
+def _aac_opens(rate: int, layout: str) -> bool:
+    cc = av.CodecContext.create("aac", "w")
+    cc.sample_rate, cc.layout, cc.format = rate, layout, "fltp"
+    try:
+        cc.open()
+    except (av.error.FFmpegError, ValueError):
+        return False
+    return True
+
+
+def aac_settings(source: "av.audio.codeccontext.AudioCodecContext") -> tuple[int, str] | None:
+    """The (sample rate, layout) to re-encode ``source`` to AAC with, or None where AAC cannot hold it.
+
+    The source's own when the encoder takes them; else its channel count's usual layout (PCM in
+    AVI or MKV often has an unnamed "2 channels") and 48 kHz for rates AAC has no table for."""
+    layout = source.layout.name if source.layout else ""
+    channels = source.channels or (source.layout.nb_channels if source.layout else 0)
+    rate = source.sample_rate or 48000
+    for lay in dict.fromkeys(x for x in (layout, _AAC_LAYOUTS.get(channels)) if x):
+        for r in dict.fromkeys((rate, 48000)):
+            if _aac_opens(r, lay):
+                return r, lay
+    return None
+
+
 @dataclass(frozen=True)
 class _AudioTrack:
     """One source audio track and where it goes: copied packet by packet, or re-encoded to AAC."""
@@ -107,6 +137,7 @@ class VideoWriter:
         self._audio_packets = None
         self._pending = None
         self._audio: dict[int, _AudioTrack] = {}  # by the source stream's index
+        self.dropped_audio: list[str] = []  # why a source audio track is not in the output
         try:
             self._container = av.open(str(self.path), mode="w", format="mp4",
                                       options={"movflags": "+faststart"} if faststart else {})
@@ -168,9 +199,13 @@ class VideoWriter:
                 out, encode = self._container.add_stream_from_template(ain), False
             elif ain.codec_context.codec is None:
                 continue  # no decoder for it here (nor can an MP4 hold it): the other tracks still go
+            elif (settings := aac_settings(ain.codec_context)) is None:
+                self.dropped_audio.append(f"audio track {ain.index} ({name}, {ain.codec_context.channels} channels) "
+                                          "cannot be re-encoded to AAC; left out")
+                continue
             else:
-                out = self._container.add_stream("aac", rate=ain.codec_context.sample_rate or 48000)
-                out.layout = ain.codec_context.layout.name if ain.codec_context.layout else "stereo"
+                out = self._container.add_stream("aac", rate=settings[0])
+                out.layout = settings[1]
                 encode = True
             self._audio[ain.index] = _AudioTrack(ain, out, encode, int(round(start / ain.time_base)))
         if self._audio:
@@ -211,7 +246,12 @@ class VideoWriter:
                 continue
             if track.encode:
                 for frame in pkt.decode():
-                    frame.pts = None
+                    # In the output's samples from the first video frame: a track that starts late
+                    # stays late (pts None would start it at the video's first frame).
+                    rate = track.out.codec_context.sample_rate
+                    if frame.pts is not None:
+                        frame.pts = int(round((float(frame.pts * frame.time_base) - self._audio_shift) * rate))
+                        frame.time_base = Fraction(1, rate)
                     for out in track.out.encode(frame):
                         self._container.mux(out)
             else:

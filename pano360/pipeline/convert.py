@@ -341,6 +341,9 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
                         writer.write(frame, t)
                     n_written += 1
                     prog.advance(task, 1)
+            for w in writer.dropped_audio:
+                note(f"warning: {w}", quiet=not show_warnings)
+            warnings += writer.dropped_audio
             if n_written == 0:
                 raise Pano360Error(f"no frames decoded from {src}")
             timings["render"] = time.perf_counter() - t0

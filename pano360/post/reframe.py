@@ -67,7 +67,8 @@ class ReframeResult:
 def reframe_video(src: str | Path, dst: str | Path, camera: CameraFn, projection: str, width: int, height: int, *,
                   crf: int = 18, preset: str = "medium", codec: str = "h264", audio: bool = True,
                   max_frames: int | None = None, step: int = 16, stereo: str = "none",
-                  on_frame: Callable[[int], None] | None = None, info: VideoInfo | None = None) -> ReframeResult:
+                  on_frame: Callable[[int], None] | None = None, info: VideoInfo | None = None,
+                  warn: Callable[[str], None] | None = None) -> ReframeResult:
     """Reframe the ERP video ``src`` into ``dst`` (written directly: wrap in ``atomic_output``).
 
     A stereo video (``stereo`` "top-bottom" or "left-right", as its metadata says) is reframed
@@ -106,6 +107,8 @@ def reframe_video(src: str | Path, dst: str | Path, camera: CameraFn, projection
                 if on_frame is not None:
                     on_frame(writer.frames_written)
             frames = writer.frames_written
+            for w in writer.dropped_audio if warn is not None else ():
+                warn(w)
     finally:
         if rendered is not None:
             rendered.close()  # stops both threads when the writer fails

@@ -107,12 +107,13 @@ def _rotate_yuv420(frame, M: np.ndarray, stereo: str = "none") -> np.ndarray:
 
 def render_corrected(src: str | Path, dst: str | Path, M: np.ndarray, info: VideoInfo, *, crf: int = 18,
                      preset: str = "medium", audio: bool = True, workers: int = 2, on_frame: Callable[[int], None] | None = None,
-                     stereo: str = "none") -> int:
+                     stereo: str = "none", warn: Callable[[str], None] | None = None) -> int:
     """Re-orient frame i of the ERP video ``src`` by ``M[i]`` (``rotate_erp``'s rule) into ``dst``;
     returns the frame count. Frames past ``len(M)`` reuse the last correction; both eyes of a
     ``stereo`` video turn by the same. Works on the decoder's 4:2:0 planes (no RGB round trip),
     rendering on ``workers`` threads while encoding. ``info``: ``src``'s probe (rate, time base,
-    colour tags, audio), so that the writer needs no further open of the input."""
+    colour tags, audio), so that the writer needs no further open of the input. ``warn`` hears of
+    what is not kept (an audio track no MP4 codec can hold)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from pano360.io.reader import iter_yuv420
@@ -152,4 +153,6 @@ def render_corrected(src: str | Path, dst: str | Path, M: np.ndarray, info: Vide
         if writer is None:
             raise Pano360Error(f"no frames decoded from {src}")
         writer.close()
+    for w in writer.dropped_audio if warn is not None else ():
+        warn(w)
     return written
