@@ -35,6 +35,9 @@ def stage_progress(enabled: bool) -> Iterator[Progress]:
 
 
 def note(message: str, quiet: bool = False) -> None:
-    """A one-line note for a person on stderr (which backend was chosen, a skipped file, ...)."""
+    """A one-line note for a person on stderr (which backend was chosen, a skipped file, ...).
+
+    Printed as it is: a file name with brackets is not rich markup, and a long line is not
+    wrapped when stderr is a pipe (scripts grep these lines)."""
     if not quiet:
-        stderr.print(message)
+        stderr.print(message, markup=False, soft_wrap=True)

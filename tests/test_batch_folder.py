@@ -119,8 +119,8 @@ def test_unreachable_ray_cluster_is_one_line_and_leaves_no_folder(folder, capsys
     err = capsys.readouterr().err
     assert rc == 1 and err.strip() == f"Error: cannot reach the Ray cluster at 127.0.0.1:{port}: Connection refused"
     assert not out.exists()  # the folder the run made is taken away again
-    assert main(["batch", str(folder / "in"), str(out), *ARGS, "--ray-address", "a:b:c", "-q"]) == 1
-    assert "not a Ray address" in capsys.readouterr().err and not out.exists()
+    assert main(["batch", str(folder / "in"), str(out / "x" / "y"), *ARGS, "--ray-address", "a:b:c", "-q"]) == 1
+    assert "not a Ray address" in capsys.readouterr().err and not out.exists()  # parents made too
 
 
 def test_warnings_of_a_job_go_to_the_report(tmp_path, capsys):
@@ -134,3 +134,64 @@ def test_warnings_of_a_job_go_to_the_report(tmp_path, capsys):
     assert main(["batch", str(src), str(out), "--width", "128", "--preset", "ultrafast", "--json"]) == 0
     job = json.loads(capsys.readouterr().out)["jobs"][0]
     assert job["status"] == "done" and any("cannot be measured" in w for w in job["warnings"])
+
+
+def test_a_port_that_is_not_ray_is_one_line_not_a_hang(folder, capsys):
+    import socket
+    import threading
+    from http.server import HTTPServer, SimpleHTTPRequestHandler
+
+    class Handler(SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # the server's own log lines would go to the captured stderr
+            pass
+
+    from pano360.batch.run import _check_reachable
+    from pano360.errors import Pano360Error
+
+    pytest.importorskip("ray")
+    web = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        address = f"127.0.0.1:{web.server_address[1]}"
+        out = folder / "out_web"
+        assert main(["batch", str(folder / "in"), str(out), *ARGS, "--ray-address", address, "-q"]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"Error: {address} answers, but not as a Ray cluster")
+        assert not out.exists()
+    finally:
+        web.shutdown()
+    with socket.socket() as mute:  # accepts, never answers
+        mute.bind(("127.0.0.1", 0))
+        mute.listen()
+        with pytest.raises(Pano360Error, match="not as a Ray cluster"):
+            _check_reachable(f"127.0.0.1:{mute.getsockname()[1]}", timeout_s=0.3)
+
+
+def test_a_real_ray_head_passes_the_check():
+    ray = pytest.importorskip("ray")
+    from pano360.batch.run import _check_reachable
+
+    ctx = ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        _check_reachable(ctx.address_info["gcs_address"])
+    finally:
+        ray.shutdown()
+
+
+def test_file_names_with_brackets_are_printed_as_they_are(tmp_path, capsys):
+    # Names like "take [red].mp4" are not rich markup: kept whole in the job lines and the table.
+    src = tmp_path / "in [v2]"
+    (src / "day [1]").mkdir(parents=True)
+    (src / "day [1]" / "take [red].mp4").write_text("not a video\n")
+    assert main(["batch", str(src), str(tmp_path / "out"), "--width", "128"]) == 1
+    err = capsys.readouterr().err
+    assert "FAILED day [1]/take [red].mp4: " in err and "in [v2]" in err
+    assert err.count("take [red].mp4") >= 2  # the job's line and the table's row
+
+
+def test_notes_are_not_markup_and_not_wrapped(capsys):
+    from pano360.console import note
+
+    line = "warning: " + "x" * 150 + " [bold]kept[/bold] [/"
+    note(line)
+    assert capsys.readouterr().err == line + "\n"

@@ -65,10 +65,14 @@ def _stderr_silenced() -> Iterator[None]:
         os.close(saved)
 
 
+# HTTP/2's client connection preface and an empty SETTINGS frame (RFC 9113, 3.4 and 6.5).
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
     """Raise Pano360Error unless a Ray head at ``address`` ("host:port" or "ray://host:port")
-    accepts a connection: ray.init itself retries an unreachable head for ever, printing its
-    own warnings every few seconds."""
+    accepts a connection and speaks gRPC: ray.init itself retries an unreachable head, or one
+    that is not Ray, for ever, printing its own warnings every few seconds."""
     import socket
     from urllib.parse import urlsplit
 
@@ -84,9 +88,24 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
     if not host:
         raise Pano360Error(f"not a Ray address: {address!r} (expected host:port or ray://host:port)")
     try:
-        socket.create_connection((host, port), timeout=timeout_s).close()
+        conn = socket.create_connection((host, port), timeout=timeout_s)
     except OSError as exc:
         raise Pano360Error(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
+    with conn:
+        if os.environ.get("RAY_USE_TLS", "0").lower() in ("0", "false", ""):
+            # A Ray head speaks gRPC, i.e. HTTP/2: it answers a client's preface with a SETTINGS
+            # frame. Anything else (a web server, a proxy that never answers) would make ray.init
+            # retry for minutes, its warnings hidden.
+            try:
+                conn.sendall(_HTTP2_PREFACE)
+                head = b""
+                while len(head) < 9 and (chunk := conn.recv(9 - len(head))):
+                    head += chunk
+            except OSError:
+                head = b""
+            if len(head) < 9 or head[3] != 0x04:
+                raise Pano360Error(f"{address} answers, but not as a Ray cluster (no gRPC server there); "
+                                   "give the head's GCS port (ray start --head prints it), or ray://host:10001")
 
 
 def _ray_run(todo: list[Job], opts_dict: dict, address: str | None, gpus_per_task: float,

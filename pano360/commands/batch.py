@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Iterator, Optional
 
 import typer
+from rich.markup import escape
 
 from pano360.commands._options import JsonOpt, QuietOpt
 from pano360.commands.convert import (BackendOpt, CrfOpt, DeviceOpt, GenWidthOpt, GuidanceOpt, HfovOpt, LevelOpt, LoraOpt,
@@ -20,13 +21,19 @@ from pano360.commands.convert import (BackendOpt, CrfOpt, DeviceOpt, GenWidthOpt
 def _output_folder(out_dir: Path) -> Iterator[None]:
     """Make the output folder; take it away again when the run fails before anything is in it
     (an unreachable Ray cluster, a bad --report) and the run made it."""
-    made = not out_dir.exists()
+    made = []  # the folders this run creates, deepest first
+    folder = out_dir.absolute()
+    while not folder.exists():
+        made.append(folder)
+        folder = folder.parent
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         yield
     except BaseException:
-        if made and not any(out_dir.iterdir()):
-            out_dir.rmdir()
+        for folder in made:
+            if any(folder.iterdir()):
+                break
+            folder.rmdir()
         raise
 
 
@@ -100,7 +107,7 @@ def command(
                 extra = f": {rec['error']}" if rec["error"] else (f" ({rec['seconds']:.1f} s)" if rec["status"] == "done" else "")
                 for w in rec.get("warnings") or ():
                     extra += f"\n  warning: {w}"
-                stderr.print(f"{mark} {job.rel}{extra}", markup=True, highlight=False)
+                stderr.print(f"{mark} {escape(f'{job.rel}{extra}')}", markup=True, highlight=False, soft_wrap=True)
 
         t0 = time.perf_counter()
         records = run_batch(found, opts, n_jobs=jobs, ray_address=ray_address, use_ray=ray, on_done=progress,
@@ -119,8 +126,8 @@ def command(
                 table.add_column(col)
             for r in records:
                 colour = {"done": "green", "skipped": "dim", "failed": "red"}[r["status"]]
-                table.add_row(str(Path(r["input"]).relative_to(in_dir)), f"[{colour}]{r['status']}[/]", f"{r['seconds']:.1f}",
-                              r["error"] or r["output"])
+                table.add_row(escape(str(Path(r["input"]).relative_to(in_dir))), f"[{colour}]{r['status']}[/]",
+                              f"{r['seconds']:.1f}", escape(r["error"] or r["output"]))
             stderr.print(table)
         hint = " (their outputs were there already; -y converts them again)" if s["skipped"] else ""
         typer.echo(f"{s['done']} converted, {s['skipped']} skipped{hint}, {s['failed']} failed; report: {report_path}")

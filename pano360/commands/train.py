@@ -62,9 +62,9 @@ def command(
         seed=seed, device=device, samples=samples, ckpt_dir=ckpt_dir, overwrite=overwrite,
         quiet=quiet or json_output, progress=not (quiet or json_output),
     )
-    from pano360.train.trainer import say_line
+    from pano360.console import note
 
-    result = train(cfg, warn=lambda m: say_line(f"warning: {m}"))
+    result = train(cfg, warn=lambda m: note(f"warning: {m}"))
     if not result.info.get("main_process", True):
         return  # under accelerate launch / torchrun only the main process reports
     if json_output:

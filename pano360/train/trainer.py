@@ -24,9 +24,10 @@ from typing import Callable
 
 import numpy as np
 
+from pano360.console import note
 from pano360.errors import Pano360Error, UsageError
 
-__all__ = ["TARGETS", "TrainConfig", "TrainResult", "lora_targets", "say_line", "step_loss", "train"]
+__all__ = ["TARGETS", "TrainConfig", "TrainResult", "lora_targets", "step_loss", "train"]
 
 _ATTN = ("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0", "attn2.to_q", "attn2.to_k", "attn2.to_v", "attn2.to_out.0")
 _FFN = ("ffn.net.0.proj", "ffn.net.2")
@@ -226,7 +227,7 @@ def _train(cfg: TrainConfig, warn: Callable[[str], None] | None) -> TrainResult:
         changed = [k for k in _FROM_CHECKPOINT if k in saved and saved[k] != getattr(cfg, k) and not (k == "samples" and cfg.samples is None)]
         cfg = replace(cfg, **{k: saved[k] for k in _FROM_CHECKPOINT if k in saved})
         if changed and not cfg.quiet:
-            say_line(f"resuming with the checkpoint's {', '.join(f'{k}={saved[k]}' for k in changed)}")
+            note(f"resuming with the checkpoint's {', '.join(f'{k}={saved[k]}' for k in changed)}")
         if cfg.steps <= resume_state["step"]:
             raise UsageError(f"--steps {cfg.steps} is not past the checkpoint's step {resume_state['step']}")
     if cfg.device != "cpu" and not torch.cuda.is_available():
@@ -239,7 +240,7 @@ def _train(cfg: TrainConfig, warn: Callable[[str], None] | None) -> TrainResult:
     accelerator = Accelerator(cpu=(cfg.device == "cpu"), device_placement=False)
     main = accelerator.is_main_process
     rank, world = accelerator.process_index, accelerator.num_processes
-    say = (lambda m: say_line(m, cfg.quiet)) if main else (lambda m: None)
+    say = (lambda m: note(m, cfg.quiet)) if main else (lambda m: None)
     warn = (warn or say) if main else (lambda m: None)
     videos = find_videos(cfg.data_dir, warn=warn)
     short = [v.path.name for v in videos if v.frame_count < cfg.frames]
@@ -388,14 +389,6 @@ def _jsonable_config(cfg: TrainConfig) -> dict:
         if isinstance(v, Path):
             d[k] = str(v)
     return d
-
-
-def say_line(message: str, quiet: bool = False) -> None:
-    """One unwrapped line on stderr (paths stay whole and copyable; no rich markup)."""
-    if not quiet:
-        from pano360.console import stderr
-
-        stderr.print(message, soft_wrap=True, markup=False, highlight=False)
 
 
 def _show_bar(cfg: TrainConfig, main: bool) -> bool:
