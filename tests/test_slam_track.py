@@ -323,3 +323,28 @@ def test_frame_log_gives_back_what_it_was_given():
     log.append(given[0])  # appending after reading goes on
     assert np.array_equal(log[4].pts, given[0].pts) and log[-1].ref_kf == 3
     log.close()
+
+
+def test_a_full_temporary_disk_is_one_clear_error(tmp_path, monkeypatch):
+    import tempfile
+
+    from pano360.errors import Pano360Error
+    from pano360.pipeline.spool import FrameSpool
+    from pano360.slam.framelog import FrameLog, FrameObs
+
+    obs = FrameObs(0, np.zeros((4096, 2), np.float32), np.zeros((4096, 2), np.float32), 4096)
+    log = FrameLog()
+    log._file.close()
+    log._file = open("/dev/full", "r+b")  # every write: ENOSPC, as on a full disk
+    with pytest.raises(Pano360Error, match=r"^temporary disk full or unwritable while logging tracked frames \(.*"
+                                           r"No space left on device\); set TMPDIR"):
+        for _ in range(64):  # past the file's buffer
+            log.append(obs)
+        log[0]
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(gone))
+    gone.rmdir()
+    for make, what in ((FrameLog, "logging tracked frames"), (FrameSpool, "keeping frames")):
+        with pytest.raises(Pano360Error, match=f"while {what} \\({gone}"):
+            make()

@@ -15,7 +15,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from pano360.errors import Pano360Error
+from pano360.errors import Pano360Error, temporary_disk
 
 __all__ = ["FrameSpool"]
 
@@ -28,7 +28,8 @@ class FrameSpool:
 
     def __init__(self, quality: int = 95) -> None:
         self.quality = int(quality)
-        self._file = tempfile.TemporaryFile(prefix="pano360-spool-")
+        with temporary_disk("keeping frames"):
+            self._file = tempfile.TemporaryFile(prefix="pano360-spool-")
         self._entries: list[tuple[int, float, int, int]] = []  # index, time, offset, length
 
     def __len__(self) -> int:
@@ -39,18 +40,17 @@ class FrameSpool:
         ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, self.quality])
         if not ok:
             raise Pano360Error("could not keep a frame in the temporary spool")
-        self._file.seek(0, 2)
-        offset = self._file.tell()
-        try:
+        with temporary_disk("keeping frames"):
+            self._file.seek(0, 2)
+            offset = self._file.tell()
             self._file.write(data.tobytes())
-        except OSError as exc:
-            raise Pano360Error(f"temporary disk full or unwritable while keeping frames: {exc}") from None
         self._entries.append((int(index), float(time_s), offset, len(data)))
 
     def __iter__(self) -> Iterator[tuple[int, float, np.ndarray]]:
         for index, time_s, offset, length in list(self._entries):
-            self._file.seek(offset)
-            data = np.frombuffer(self._file.read(length), np.uint8)
+            with temporary_disk("keeping frames"):  # the first seek flushes what is still buffered
+                self._file.seek(offset)
+                data = np.frombuffer(self._file.read(length), np.uint8)
             yield index, time_s, cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
     def close(self) -> None:

@@ -16,6 +16,8 @@ from typing import Iterator
 
 import numpy as np
 
+from pano360.errors import temporary_disk
+
 __all__ = ["FrameObs", "FrameLog"]
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -46,7 +48,8 @@ class FrameLog:
     temporary file; an item read back equals the one appended (same values, dtypes and shapes)."""
 
     def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile(prefix="pano360-frames-")
+        with temporary_disk("logging tracked frames"):
+            self._file = tempfile.TemporaryFile(prefix="pano360-frames-")
         self._end = 0  # bytes written
         self._flushed = True
         self._ref = array("q")
@@ -78,7 +81,8 @@ class FrameLog:
             self._rows.append(a.shape[0])
             self._cols.append(a.shape[1])
             self._dtype.append(_DTYPES.index(a.dtype))
-            self._file.write(a.tobytes())
+            with temporary_disk("logging tracked frames"):
+                self._file.write(a.tobytes())
             self._end += a.nbytes
         self._flushed = False
 
@@ -102,7 +106,8 @@ class FrameLog:
             raise IndexError(i)
         i %= len(self)
         if not self._flushed:
-            self._file.flush()
+            with temporary_disk("logging tracked frames"):
+                self._file.flush()
             self._flushed = True
         offset = self._offset[i]
         arrays = []
