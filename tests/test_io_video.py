@@ -118,6 +118,23 @@ def test_truncated_mid_stream_is_one_clear_error(tmp_path):
         validate_video_input(cut)
 
 
+def test_truncated_matroska_is_one_clear_error_and_a_live_one_passes(tmp_path):
+    whole, live = tmp_path / "whole.mkv", tmp_path / "live.mkv"
+    make = ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=64x32:r=10:d=2", "-c:v", "libx264",
+            "-preset", "ultrafast", "-f", "matroska"]
+    subprocess.run([*make, str(whole)], check=True)
+    live.write_bytes(subprocess.run([*make, "-"], check=True, capture_output=True).stdout)  # unknown size
+    for path in (whole, live):  # the live one's header says no duration: its packets are counted
+        info = validate_video_input(path)
+        assert info.frame_count == 20 and abs(info.duration_s - 2.0) < 1e-6
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(Pano360Error, match=rf"truncated or damaged Matroska file \(it ends at byte {len(cut.read_bytes())} "
+                                           rf"of its {len(data)}\)"):
+        validate_video_input(cut)
+
+
 @pytest.mark.parametrize("codec, tag", [("h264", "avc1"), ("hevc", "hvc1")])
 def test_writer_codecs_and_audio_remux(tmp_path, codec, tag):
     src = tmp_path / "src.mp4"
@@ -164,14 +181,16 @@ def test_writer_keeps_every_audio_track(tmp_path):
     subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=64x32:r=10:d=2", "-f", "lavfi",
                     "-i", "sine=f=440:d=2", "-f", "lavfi", "-i", "sine=f=880:d=2", "-map", "0", "-map", "1",
                     "-map", "2", "-c:v", "libx264", "-preset", "ultrafast", "-c:a:0", "aac", "-c:a:1",
-                    "pcm_s16le", str(src)], check=True)
+                    "pcm_s16le", "-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=fra", str(src)],
+                   check=True)
     out = tmp_path / "o.mp4"
     with VideoWriter(out, W, H, 10, preset="ultrafast", audio_from=src) as w:
         for f in iter_frames(src, max_frames=10):
             w.write(f.rgb)
-    probe = _ffprobe(out, "stream=codec_type,codec_name,duration")
+    probe = _ffprobe(out, "stream=codec_type,codec_name,duration:stream_tags=language")
     audio = [s for s in probe["streams"] if s["codec_type"] == "audio"]
     assert [a["codec_name"] for a in audio] == ["aac", "aac"]
+    assert [a["tags"]["language"] for a in audio] == ["eng", "fra"]  # copied and re-encoded tracks alike
     for a in audio:  # both cut at the video's end (AAC frames are 1024 samples: ~23 ms)
         assert abs(float(a["duration"]) - 1.0) < 0.05
     with av.open(str(src)) as a, av.open(str(out)) as b:

@@ -129,6 +129,55 @@ def _check_mp4_structure(path: Path, size: int) -> None:
         raise Pano360Error(f"truncated or damaged MP4 (no moov index box): {path}")
 
 
+def _ebml_vint(data: bytes, pos: int) -> tuple[int | None, int]:
+    """An EBML variable-size integer at ``pos``: (value, or None for "unknown size"; its length)."""
+    first = data[pos]
+    length = 9 - first.bit_length()  # the leading zero bits say how many bytes follow
+    if length > 8 or pos + length > len(data):
+        raise ValueError("bad EBML size")
+    value = first & (0xFF >> length)
+    for b in data[pos + 1: pos + length]:
+        value = value << 8 | b
+    return (None if value == (1 << (7 * length)) - 1 else value), length
+
+
+def _check_matroska_size(path: Path, size: int) -> None:
+    """For MKV/WebM, a Segment that ends where it says: catches a cut-off copy before decoding
+    (FFmpeg decodes what is there without a word). Live recordings of unknown size pass."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if not head.startswith(b"\x1a\x45\xdf\xa3"):
+        return
+    try:
+        header, n = _ebml_vint(head, 4)
+        pos = 4 + n + (header or 0)
+        if head[pos: pos + 4] != b"\x18\x53\x80\x67":  # the Segment
+            return
+        segment, n = _ebml_vint(head, pos + 4)
+    except (ValueError, IndexError):
+        return  # not a layout this check knows: FFmpeg's own probe decides
+    if segment is not None and pos + 4 + n + segment > size:
+        raise Pano360Error(f"truncated or damaged Matroska file (it ends at byte {size} of its "
+                           f"{pos + 4 + n + segment}): {path}")
+
+
+def _count_packets(path: Path) -> tuple[float, int]:
+    """Duration and frame count of the first video stream from its packets (no decoding), for
+    containers whose header holds neither: one read through the file."""
+    count, end = 0, 0.0
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            for pkt in container.demux(stream):
+                if pkt.size and pkt.pts is not None:
+                    count += 1
+                    end = max(end, float((pkt.pts + (pkt.duration or 0)) * stream.time_base))
+            start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+    except av.error.FFmpegError:
+        return 0.0, 0
+    return max(0.0, end - start), count
+
+
 def _rate(stream) -> Fraction | None:
     for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
         if rate is not None and rate > 0:
@@ -157,6 +206,7 @@ def probe_video(path: str | Path) -> VideoInfo:
     path = Path(path)
     size = _check_file(path)
     _check_mp4_structure(path, size)
+    _check_matroska_size(path, size)
     try:
         container = av.open(str(path))
     except av.error.InvalidDataError:
@@ -196,6 +246,8 @@ def probe_video(path: str | Path) -> VideoInfo:
         if fps is None:
             fps = Fraction(30)
         frames = int(stream.frames or 0)
+        if duration <= 0 and not frames:  # a live recording (MKV from a pipe, OBS) says neither
+            duration, frames = _count_packets(path)
         # An AVI's count is of its index entries, the empty ones of dropped frames included
         # (tree.avi: 444 entries, 68 pictures): a count, not the frames that decode.
         exact = frames > 0 and fmt != "avi"

@@ -14,13 +14,13 @@ import numpy as np
 from pano360.errors import Pano360Error
 from pano360.io.colour import ColourInfo
 
-__all__ = ["VideoWriter", "CODECS", "MP4_AUDIO_CODECS", "check_encoder_settings", "x264_reproducible_params"]
+__all__ = ["VideoWriter", "CODECS", "ENCODER_PRESETS", "MP4_AUDIO_CODECS", "check_encoder_settings", "x264_reproducible_params"]
 
 CODECS = {"h264": "libx264", "hevc": "libx265"}
 _CODECS = CODECS
 # Audio codecs the MP4 muxer takes and common players play; others are re-encoded to AAC.
 MP4_AUDIO_CODECS = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}
-_PRESETS = {"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"}
+ENCODER_PRESETS = {"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"}
 
 
 # x264's CPU features (its own names) of every x86 CPU with AVX-512, less AVX-512 itself.
@@ -51,8 +51,8 @@ def check_encoder_settings(codec: str, crf: int, preset: str) -> None:
         raise Pano360Error(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}")
     if not 0 <= int(crf) <= 51:
         raise Pano360Error(f"crf must be within 0..51, got {crf}")
-    if preset not in _PRESETS:
-        raise Pano360Error(f"unknown preset {preset!r}; choose one of {', '.join(sorted(_PRESETS))}")
+    if preset not in ENCODER_PRESETS:
+        raise Pano360Error(f"unknown preset {preset!r}; choose one of {', '.join(sorted(ENCODER_PRESETS))}")
 
 
 # AAC's channel layouts by channel count, for sources whose layout has no name ("2 channels").
@@ -207,6 +207,9 @@ class VideoWriter:
                 out = self._container.add_stream("aac", rate=settings[0])
                 out.layout = settings[1]
                 encode = True
+            for key in ("language", "title", "handler_name"):  # which track is which, for a player's menu
+                if ain.metadata.get(key):
+                    out.metadata[key] = ain.metadata[key]
             self._audio[ain.index] = _AudioTrack(ain, out, encode, int(round(start / ain.time_base)))
         if self._audio:
             self._audio_packets = src.demux(*(t.src for t in self._audio.values()))
