@@ -47,6 +47,7 @@ def test_batch_converts_the_good_files_reports_the_bad_one_and_resumes(folder, c
     assert report["summary"] == {"total": 4, "done": 3, "skipped": 0, "failed": 1}
     failed = [j for j in report["jobs"] if j["status"] == "failed"]
     assert len(failed) == 1 and failed[0]["input"].endswith("trip/broken.mp4") and failed[0]["error"]
+    assert all(j["warnings"] == [] for j in report["jobs"])  # every record has the field
     assert "1 failed" in capsys.readouterr().out
 
     stamps = {rel: (out / rel).stat().st_mtime_ns for rel in _outputs(out)}
@@ -132,8 +133,10 @@ def test_warnings_of_a_job_go_to_the_report(tmp_path, capsys):
                     "-vf", "scale=160:120", "-an", str(src / "still.mp4")], check=True)
     out = tmp_path / "out"
     assert main(["batch", str(src), str(out), "--width", "128", "--preset", "ultrafast", "--json"]) == 0
-    job = json.loads(capsys.readouterr().out)["jobs"][0]
+    printed = capsys.readouterr()
+    job = json.loads(printed.out)["jobs"][0]
     assert job["status"] == "done" and any("cannot be measured" in w for w in job["warnings"])
+    assert "warning: still.mp4: the field of view cannot be measured" in printed.err  # also with -q/--json
 
 
 def test_a_port_that_is_not_ray_is_one_line_not_a_hang(folder, capsys):

@@ -137,7 +137,7 @@ def test_non_equirectangular_input_is_refused(tmp_path, capsys):
     assert "equirectangular" in capsys.readouterr().err
 
 
-def test_audio_is_kept(tmp_path):
+def test_audio_is_kept(tmp_path, capsys):
     """A 360 input with sound keeps it in the flat output."""
     src = tmp_path / "a360.mp4"
     subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=gray:s=256x128:d=0.5:r=10",
@@ -152,6 +152,9 @@ def test_audio_is_kept(tmp_path):
     fast = tmp_path / "fast.mp4"
     assert main(["reframe", str(src), str(fast), "--size", "64x36", "--encode-preset", "ultrafast", "-q"]) == 0
     assert b"subme=0" in fast.read_bytes() and b"subme=0" not in out.read_bytes()
+    # --preset picks the view; x264's name there points to --encode-preset
+    assert main(["reframe", str(src), str(tmp_path / "no.mp4"), "--preset", "ultrafast", "-q"]) == 2
+    assert "(x264's speed preset is --encode-preset ultrafast)" in capsys.readouterr().err
 
 
 def test_stereo_video_is_reframed_from_its_left_eye(tmp_path, capsys):

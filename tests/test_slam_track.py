@@ -139,6 +139,7 @@ def test_cli_writes_exactly_the_trajectory_file(erp, tmp_path, capsys):
     assert main(["track", str(tmp_path / "c.mp4"), "-o", str(out), "-y", "--hfov", "60"]) == 0
     text = capsys.readouterr().out
     assert "30 frames" in text and "hfov 60.00 deg (user)" in text  # a given FOV has no standard error
+    assert json.loads(out.read_text())["hfov_deg"] == 60.0  # exactly the given value, not 59.999999999999986
 
 
 def test_black_clip_is_a_clear_error(tmp_path, capsys, monkeypatch):

@@ -163,12 +163,12 @@ def _ray_run(todo: list[Job], opts_dict: dict, address: str | None, gpus_per_tas
 def run_batch(jobs: list[Job], opts_dict: dict[str, Any], n_jobs: int = 1, ray_address: str | None = None,
               use_ray: bool = False, on_done: Callable[[Job, dict], None] | None = None, redo: bool = False) -> list[dict]:
     """Run every job; returns one record per job in the jobs' order:
-    ``{"input", "output", "status": "done"|"skipped"|"failed", "seconds", "error"}``.
+    ``{"input", "output", "warnings", "status": "done"|"skipped"|"failed", "seconds", "error"}``.
     A job whose output is complete is skipped, unless ``redo``."""
     records: dict[str, dict] = {}
 
     def done(job: Job, res: dict) -> None:
-        records[job.rel] = {"input": str(job.input), "output": str(job.output), **res}
+        records[job.rel] = {"input": str(job.input), "output": str(job.output), "warnings": [], **res}
         if on_done is not None:
             on_done(job, records[job.rel])
 
@@ -206,8 +206,11 @@ def run_batch(jobs: list[Job], opts_dict: dict[str, Any], n_jobs: int = 1, ray_a
         except BaseException:
             # Ctrl-C or SIGTERM: the queued jobs are dropped and the running ones stopped (each
             # removes its own temp file), instead of leaving the pool block only when all are done.
-            for proc in list(getattr(pool, "_processes", {}).values()):  # no public way before Python 3.14
-                proc.terminate()
+            if hasattr(pool, "terminate_workers"):  # Python >= 3.14 (it shuts the pool down too)
+                pool.terminate_workers()
+            else:  # no public way before: the pool's own table of its processes, read before shutdown clears it
+                for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                    proc.terminate()
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown(wait=True)

@@ -102,6 +102,9 @@ def command(
                     wan=wan_kwargs(lora, lora_scale, prompt, negative_prompt, steps, guidance, shift, seed, gen_width, offload))
 
         def progress(job, rec) -> None:
+            if not loud:  # -q or --json: a job's warnings still show, as convert's do
+                for w in rec["warnings"]:
+                    note(f"warning: {job.rel}: {w}")
             if loud:
                 mark = {"done": "[green]done[/]", "skipped": "[dim]skipped[/]", "failed": "[red]FAILED[/]"}[rec["status"]]
                 extra = f": {rec['error']}" if rec["error"] else (f" ({rec['seconds']:.1f} s)" if rec["status"] == "done" else "")

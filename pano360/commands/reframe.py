@@ -23,18 +23,22 @@ class Projection(str, Enum):
     fisheye = "fisheye"
 
 
-class Preset(str, Enum):
-    natural = "natural"
-    tiny_planet = "tiny-planet"
-    fisheye = "fisheye"
-
-
 # preset -> (projection, hfov, pitch) used where the flag is not given
 PRESETS = {
     "natural": ("rectilinear", 80.0, 0.0),
     "tiny-planet": ("stereographic", 270.0, -90.0),
     "fisheye": ("fisheye", 180.0, 0.0),
 }
+
+
+def _view_preset(value: str | None) -> str | None:
+    """--preset's check; x264's names (ultrafast, ...) get a pointer to --encode-preset."""
+    from pano360.io.writer import ENCODER_PRESETS
+
+    if value is None or value in PRESETS:
+        return value
+    hint = f" (x264's speed preset is --encode-preset {value})" if value in ENCODER_PRESETS else ""
+    raise typer.BadParameter(f"{value!r} is not one of {', '.join(PRESETS)}{hint}")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -61,7 +65,7 @@ def command(
     follow: Annotated[Optional[Path], typer.Option("--follow", help="Trajectory JSON to replay (e.g. the clip's own).")] = None,
     size: Annotated[Optional[str], typer.Option("--size", help="Output WxH, e.g. 1920x1080 or 1080x1920 for phones (default 1920x1080, or the trajectory's).")] = None,
     projection: Annotated[Optional[Projection], typer.Option("--projection", help="Output projection (default rectilinear, or the preset's).")] = None,
-    preset: Annotated[Optional[Preset], typer.Option("--preset", help="natural (80 deg flat), tiny-planet (stereographic looking down), fisheye (180 deg).")] = None,
+    preset: Annotated[Optional[str], typer.Option("--preset", callback=_view_preset, metavar="[natural|tiny-planet|fisheye]", help="natural (80 deg flat), tiny-planet (stereographic looking down), fisheye (180 deg).")] = None,
     crf: Annotated[int, typer.Option("--crf", help="x264 quality (lower is better).")] = 18,
     encode_preset: Annotated[str, typer.Option("--encode-preset", help="x264 speed preset (--preset picks the view).")] = "medium",
     overwrite: OverwriteOpt = False,
@@ -90,7 +94,7 @@ def command(
     stereo = info.stereo
     check_output_path(output, overwrite, inputs=(input,), suffixes=MP4_OUTPUT_SUFFIXES)
 
-    proj_name, preset_hfov, preset_pitch = PRESETS[preset.value] if preset else ("rectilinear", None, 0.0)
+    proj_name, preset_hfov, preset_pitch = PRESETS[preset] if preset else ("rectilinear", None, 0.0)
     proj_name = projection.value if projection else proj_name
     if pitch is None and preset is not None and path is None and follow is None:
         pitch = preset_pitch
@@ -99,7 +103,7 @@ def command(
             raise UsageError(f"{flag} must be a number of degrees, got {value}")
     span = "(0, 360]" if proj_name == "fisheye" else f"(0, {max_hfov(proj_name):.0f})"  # a fisheye may see all round
     if hfov is None and preset_hfov is not None and not 0.0 < preset_hfov < max_hfov(proj_name):
-        raise UsageError(f"the {preset.value} preset's {preset_hfov:.0f} deg FOV is outside {span} for --projection "
+        raise UsageError(f"the {preset} preset's {preset_hfov:.0f} deg FOV is outside {span} for --projection "
                          f"{proj_name}; give --hfov too")
     hfov = hfov if hfov is not None else preset_hfov
     if hfov is not None and not 0.0 < hfov < max_hfov(proj_name):

@@ -372,7 +372,8 @@ def adjust(links: list[Link], R_init: np.ndarray, width: int, height: int, hfov_
     bounds = prob.starts
     med = iter([np.median(err[bounds[i]:bounds[i + 1]]) for i in range(len(links))])
     med = np.array([next(med) if len(lk.pa) else np.nan for lk in all_links])
-    return BundleResult(R, hfov_from_focal(width, f), float(np.sqrt(np.mean(err**2))), med, nfev, sigma)
+    hfov = hfov_from_focal(width, f) if solve_focal else float(hfov_deg)  # a given FOV stays exact (60, not 59.99...)
+    return BundleResult(R, hfov, float(np.sqrt(np.mean(err**2))), med, nfev, sigma)
 
 
 def _hfov_sigma_deg(r: np.ndarray, A, width: int, f: float) -> float:
