@@ -42,7 +42,7 @@ def command(
         raise Pano360Error(f"input is a {info.spherical.projection}-projection 360 video; "
                            f"only equirectangular can be tagged: {input}")
     if abs(info.width - 2 * info.height) > 2 and stereo == Stereo.none:
-        note(f"warning: {info.width}x{info.height} is not 2:1; an equirectangular frame usually is", quiet)
+        note(f"warning: {info.width}x{info.height} is not 2:1; an equirectangular frame usually is")  # even with -q
     with atomic_output(output, overwrite=overwrite) as tmp:
         inject_spherical(input, tmp, stereo=stereo.value, faststart=faststart)
     typer.echo(f"wrote {output} (360 equirectangular, stereo {stereo.value})")  # the result line, -q or not
