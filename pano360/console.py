@@ -41,3 +41,17 @@ def note(message: str, quiet: bool = False) -> None:
     wrapped when stderr is a pipe (scripts grep these lines)."""
     if not quiet:
         stderr.print(message, markup=False, soft_wrap=True)
+
+
+def frame_list(indices, limit: int = 6) -> str:
+    """Frame indices as a person reads them: ``"frame 4"``, ``"frames 3-7, 9 and 2 more"``."""
+    idx = sorted({int(i) for i in indices})
+    runs: list[list[int]] = []
+    for i in idx:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs[:limit])
+    more = f" and {len(runs) - limit} more" if len(runs) > limit else ""
+    return f"{'frame' if len(idx) == 1 else 'frames'} {text}{more}"

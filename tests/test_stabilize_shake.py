@@ -172,3 +172,63 @@ def test_stereo_video_turns_both_eyes_together(tmp_path, capsys):
         jitter = rotation_angle_deg(res, res[0])
         # The shake is 1 deg a frame per axis; measured 0.027-0.037 deg left after locking, both eyes.
         assert jitter.max() <= 0.2, (eye, jitter)
+
+
+def test_black_frames_a_fade_and_a_whip_do_not_lose_the_world(tmp_path, capsys):
+    """A turning 360 video (60 deg/s) with four black frames, a dim stretch and a 100 deg jump
+    between two frames: every measured frame stays on the true path (no offset carried past the
+    gap), the black ones are interpolated and named in a warning."""
+    pano = cv2.resize(cv2.cvtColor(cv2.imread(str(shared_file("erp/puydesancy.jpg"))), cv2.COLOR_BGR2RGB),
+                      (WIDTH, WIDTH // 2), interpolation=cv2.INTER_AREA)
+    n = 40
+    t = np.arange(n) / 25
+    yaw = 60 * t + np.where(np.arange(n) >= 30, 100.0, 0.0)
+    Q = euler_to_matrix(yaw, 8 * np.sin(2 * np.pi * t), 4 * np.sin(3 * np.pi * t))
+    gain = np.ones(n)
+    gain[10:14] = 0.0  # black
+    gain[18:22] = [0.5, 0.25, 0.15, 0.3]  # a dim stretch (a fade)
+    path = tmp_path / "turning.mp4"
+    with VideoWriter(path, WIDTH, WIDTH // 2, 25, crf=14, preset="veryfast", reproducible=True) as w:
+        for i in range(n):
+            w.write(np.clip(rotate_erp(pano, Q[i]) * gain[i], 0, 255).astype(np.uint8))
+    warnings = []
+    from pano360.post.stabilize import estimate_video_rotations
+
+    traj = estimate_video_rotations(path, analysis_width=WIDTH, warn=warnings.append)
+    truth = Q[0].T[None] @ Q
+    err = np.minimum(rotation_angle_deg(traj.R, truth), rotation_angle_deg(traj.R, np.transpose(truth, (0, 2, 1))))
+    seen = gain > 0
+    # measured: 0.003-0.028 deg on every frame with a picture, the dim ones and the one after the jump
+    # too (the dim ones 0.24-0.55 before the flow matched their brightness to the reference's)
+    assert err[seen].max() < 0.1, str(np.round(err, 3).tolist())
+    assert warnings == ["frames 10-13: nothing to track (black, blank or a fade); rotations interpolated"]
+    out = tmp_path / "locked.mp4"
+    assert main(["stabilize", str(path), str(out), "--json", "--analysis-width", str(WIDTH)]) == 0
+    printed = capsys.readouterr()
+    assert json.loads(printed.out.strip().splitlines()[-1])["warnings"] == warnings
+    assert "warning: frames 10-13: nothing to track" in printed.err
+
+
+def test_a_cut_to_another_scene_restarts_tracking_with_a_warning(tmp_path):
+    from pano360.post.stabilize import estimate_video_rotations
+
+    def pano(name):
+        img = cv2.imread(str(shared_file(f"erp/{name}")))
+        return cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), (WIDTH, WIDTH // 2), interpolation=cv2.INTER_AREA)
+
+    a, b = pano("puydesancy.jpg"), pano("testRoom1_2kMono.jpg")
+    n, cut = 30, 6
+    Q = euler_to_matrix(3.0 * np.arange(n), 0.0, 0.0)
+    path = tmp_path / "cut.mp4"
+    with VideoWriter(path, WIDTH, WIDTH // 2, 25, crf=14, preset="veryfast", reproducible=True) as w:
+        for i in range(n):
+            w.write(rotate_erp(a if i < cut else b, Q[i]))
+    warnings = []
+    traj = estimate_video_rotations(path, analysis_width=WIDTH, warn=warnings.append)
+    # 14 frames lost, the 15th (the tracker's patience) starts again
+    assert warnings == ["frames 6-19: nothing to track (black, blank or a fade); rotations interpolated",
+                        "frame 20: the view matched nothing before it (a cut to another scene?); rotations from "
+                        "there on continue from the frame before and may be off"]
+    # after the restart the turn is measured again: 3 deg a frame (the room is weakly textured)
+    steps = rotation_angle_deg(traj.R[21:], traj.R[20:-1])
+    assert np.all(np.abs(steps - 3.0) < 0.1), steps  # measured within 0.06

@@ -77,7 +77,7 @@ def command(
     with stage_progress(progress_enabled(quiet, json_output)) as progress:
         task = progress.add_task("measure rotation", total=info.frame_count)
         traj = estimate_video_rotations(input, analysis_width, on_frame=lambda n: progress.update(task, completed=n),
-                                        stereo=stereo)
+                                        stereo=stereo, warn=warn)
         up_world, level_info = None, {"applied": False}
         if level:
             up_world, level_info = _estimate_up(input, traj, analysis_width, stereo)

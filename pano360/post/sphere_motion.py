@@ -10,6 +10,12 @@ refined once more from faces re-rendered with it. Measuring every frame against 
 rather than its neighbour keeps the path free of drift; the reference moves on when too few of
 its corners survive (the scene changed).
 
+When a frame cannot be followed (black or blank frames, a fade, a turn too fast for the flow),
+it is matched against the reference from scratch: ORB features of the six faces, any rotation
+(a 360 frame always shows the reference's scene somewhere). Frames that match nothing are
+``lost`` (the caller interpolates their rotations); after ``patience`` textured frames that still
+match nothing (a cut to another scene), tracking restarts from the last known rotation.
+
 Convention: ``R_i`` maps camera-i directions to the world (``CONVENTIONS.md``), the world being
 frame 0's camera, so ``R_0 = I``; the ERP of frame i shows directions in camera-i axes.
 """
@@ -33,6 +39,10 @@ __all__ = ["CUBE_FACES", "SphereTracker", "estimate_sphere_rotations"]
 CUBE_FACES = euler_to_matrix([0.0, 90.0, 180.0, -90.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 90.0, -90.0], 0.0)
 
 
+# A measurement on fewer agreeing corners is not trusted (2-ray RANSAC on noise finds a few).
+MIN_INLIERS = 15
+
+
 @dataclass
 class _Reference:
     index: int
@@ -40,6 +50,8 @@ class _Reference:
     points: list  # per face (n, 1, 2) float32 corners
     world: list  # per face (n, 3) world bearing vectors
     count: int
+    support: int  # inliers of the measurement that placed it (its corner count for a first reference)
+    orb: tuple[np.ndarray, np.ndarray] | None = None  # world bearings, descriptors: made when first needed
 
 
 class SphereTracker:
@@ -49,15 +61,24 @@ class SphereTracker:
     """
 
     def __init__(self, erp_w: int, erp_h: int, face_size: int | None = None, corners_per_face: int = 120,
-                 threshold_px: float = 1.5, generator: np.random.Generator | None = None) -> None:
+                 threshold_px: float = 1.5, generator: np.random.Generator | None = None, patience: int = 15) -> None:
         self.erp_w, self.erp_h = erp_w, erp_h
         self.size = int(face_size or max(64, erp_w // 4))
         self.corners = corners_per_face
         self.f = focal_from_hfov(self.size, 90.0)
         self.threshold = threshold_px / self.f  # radians
         self.rng = generator if generator is not None else np.random.default_rng(0)
-        self.ref: _Reference | None = None
-        self.history: list[np.ndarray] = []
+        self.patience = patience
+        self.ref: _Reference | None = None  # what frames are measured against
+        self.anchor: _Reference | None = None  # the last reference from a well-measured frame
+        self.history: list[np.ndarray] = []  # every frame's rotation (a lost frame: the last known one)
+        self.lost: list[int] = []  # frames not measured
+        self.found: list[int] = []  # frames matched from scratch after tracking failed
+        self.restarts: list[int] = []  # frames where tracking began again from the last known rotation
+        self._measured = 0  # frames measured in a row (two give a velocity to predict with)
+        self._strangers = 0  # textured frames in a row that matched nothing
+        self._orb = cv2.ORB_create(300)
+        self._matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
 
     # -- geometry ---------------------------------------------------------------------------
 
@@ -68,21 +89,62 @@ class SphereTracker:
         """The world-fixed cube faces as seen in a frame whose rotation is ``R``."""
         return [erp_to_persp(gray, R.T @ F, 90.0, self.size, self.size) for F in CUBE_FACES]
 
-    def _make_reference(self, index: int, gray: np.ndarray, R: np.ndarray) -> None:
+    def _reference(self, index: int, gray: np.ndarray, R: np.ndarray, support: int | None) -> _Reference:
+        """A reference made of frame ``index`` seen at ``R``; ``support``: the inliers that placed
+        it (None: it defines its own rotation; its corner count stands for it)."""
         faces = self._faces(gray, R)
         points, world = [], []
         for F, face in zip(CUBE_FACES, faces):
-            p = cv2.goodFeaturesToTrack(face, self.corners, 0.01, max(4.0, self.size / 40.0), blockSize=5)
+            p = None
+            if face.max() - face.min() > 8:  # goodFeaturesToTrack's threshold is relative: a black face has "corners"
+                p = cv2.goodFeaturesToTrack(face, self.corners, 0.01, max(4.0, self.size / 40.0), blockSize=5)
             p = np.zeros((0, 1, 2), np.float32) if p is None else p.astype(np.float32)
             points.append(p)
             world.append(self._rays(p) @ F.T)
-        self.ref = _Reference(index, faces, points, world, sum(len(p) for p in points))
+        count = sum(len(p) for p in points)
+        return _Reference(index, faces, points, world, count, count if support is None else support)
+
+    def _orb_rays(self, faces: list[np.ndarray], R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """ORB bearings ``(m, 3)`` of faces rendered with rotation ``R`` (world ones for a
+        reference's faces, camera ones for a frame's faces rendered with ``R = I``) and descriptors."""
+        rays, descs = [np.zeros((0, 3))], [np.zeros((0, 32), np.uint8)]
+        for F, face in zip(CUBE_FACES, faces):
+            kps, d = self._orb.detectAndCompute(face, None)
+            if d is not None and len(kps):
+                pts = np.array([k.pt for k in kps], np.float32)
+                rays.append(self._rays(pts) @ (R.T @ F).T)
+                descs.append(d)
+        return np.concatenate(rays), np.concatenate(descs)
+
+    def _match_anew(self, ref: _Reference, gray: np.ndarray) -> tuple[np.ndarray | None, int]:
+        """Frame rotation from ORB matches against ``ref``, whatever the turn since; None when
+        fewer than MIN_INLIERS agree (nothing to see, or another scene)."""
+        if ref.orb is None:
+            ref.orb = self._orb_rays(ref.faces, np.eye(3))
+        world, wd = ref.orb
+        cam, cd = self._orb_rays(self._faces(gray, np.eye(3)), np.eye(3))
+        if len(wd) < MIN_INLIERS or len(cd) < MIN_INLIERS:
+            return None, 0
+        pairs = self._matcher.knnMatch(cd, wd, k=2)
+        good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < 0.8 * m[1].distance]
+        if len(good) < MIN_INLIERS:
+            return None, 0
+        a = cam[[m.queryIdx for m in good]]
+        b = world[[m.trainIdx for m in good]]
+        # ORB places corners on its pyramid's grid: a looser bound than the flow's, refined after.
+        R, inl = ransac_rotation(b, a, 3.0 * self.threshold, self.rng, hypotheses=400, refits=2)
+        n = int(inl.sum())
+        return (R, n) if n >= MIN_INLIERS else (None, n)
 
     # -- one frame --------------------------------------------------------------------------
 
-    def _measure(self, gray: np.ndarray, R_pred: np.ndarray) -> tuple[np.ndarray, int, int]:
-        ref = self.ref
+    def _measure(self, ref: _Reference, gray: np.ndarray, R_pred: np.ndarray) -> tuple[np.ndarray, int, int]:
         faces = self._faces(gray, R_pred)
+        # The flow assumes constant brightness: a fade or an exposure change is undone first.
+        ref_mean = sum(float(f.mean()) for f in ref.faces)
+        gain = ref_mean / max(sum(float(f.mean()) for f in faces), 1.0)
+        if abs(gain - 1.0) > 0.03:
+            faces = [cv2.convertScaleAbs(f, alpha=gain) for f in faces]
         cam, world = [], []
         lk = dict(winSize=(21, 21), maxLevel=3, criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
         for F, rf, cf, p0, w0 in zip(CUBE_FACES, ref.faces, faces, ref.points, ref.world):
@@ -105,31 +167,90 @@ class SphereTracker:
         R, inl = ransac_rotation(b, a, self.threshold, self.rng, hypotheses=96, refits=2)  # world ~ R cam
         return R, int(inl.sum()), len(a)
 
-    def update(self, index: int, gray: np.ndarray) -> tuple[np.ndarray, int]:
-        """Estimate frame ``index``'s rotation from its gray ERP ``(H, W) uint8``; returns ``(R, inliers)``."""
-        if gray.shape != (self.erp_h, self.erp_w):
-            raise ValueError(f"frame must be ({self.erp_h}, {self.erp_w}), got {gray.shape}")
-        if self.ref is None:
-            R = np.eye(3)
-            self._make_reference(index, gray, R)
-            self.history.append(R)
-            return R, self.ref.count
-        h = self.history
-        R_pred = h[-1] if len(h) < 2 else (h[-1] @ h[-2].T) @ h[-1]  # constant angular velocity
-        R, inliers, tracked = self._measure(gray, R_pred)
-        for _ in range(2):  # refine from faces re-rendered with the new estimate
-            step = rotation_angle_deg(R, R_pred)
-            if step < 0.2 or inliers == 0:
+    def _follow(self, ref: _Reference, gray: np.ndarray, R_pred: np.ndarray) -> tuple[np.ndarray, int]:
+        """The flow measurement against ``ref`` from ``R_pred``, refined from faces re-rendered with its result."""
+        R, inliers, _ = self._measure(ref, gray, R_pred)
+        for _ in range(2):
+            if inliers < MIN_INLIERS or rotation_angle_deg(R, R_pred) < 0.2:
                 break
             R_pred = R
-            R, inliers, tracked = self._measure(gray, R_pred)
-        if inliers == 0 and len(h) >= 1:
-            R_pred = h[-1]  # prediction overshot: start again from the last pose
-            R, inliers, tracked = self._measure(gray, R_pred)
-        self.history.append(R)
-        if inliers < max(30, 0.4 * self.ref.count):
-            self._make_reference(index, gray, R)
+            R, inliers, _ = self._measure(ref, gray, R_pred)
         return R, inliers
+
+    def update(self, index: int, gray: np.ndarray) -> tuple[np.ndarray, int]:
+        """Estimate frame ``index``'s rotation from its gray ERP ``(H, W) uint8``; returns ``(R, inliers)``.
+
+        A frame that cannot be measured returns the last known rotation with 0 inliers and is
+        listed in ``lost``."""
+        if gray.shape != (self.erp_h, self.erp_w):
+            raise ValueError(f"frame must be ({self.erp_h}, {self.erp_w}), got {gray.shape}")
+        h = self.history
+        last = h[-1] if h else np.eye(3)
+        if self.ref is None:  # the first frame with something to track defines the world
+            ref = self._reference(index, gray, last, support=None)
+            if ref.count < MIN_INLIERS:
+                return self._lose(index, last)
+            self.ref = self.anchor = ref
+            self._measured = 1
+            h.append(last)
+            return last, ref.count
+        # Constant angular velocity from the last two frames, when both were measured.
+        R_pred = (h[-1] @ h[-2].T) @ h[-1] if self._measured >= 2 else last
+        R, inliers = self._follow(self.ref, gray, R_pred)
+        if inliers < MIN_INLIERS and R_pred is not last:
+            R, inliers = self._follow(self.ref, gray, last)  # the prediction overshot: from the last pose
+        if inliers < MIN_INLIERS:
+            R_new, n = self._match_anew(self.anchor, gray)
+            if R_new is None:
+                return self._stranger(index, gray, last)
+            self.ref = self.anchor
+            R, inliers = self._follow(self.ref, gray, R_new)
+            if inliers < MIN_INLIERS:
+                R, inliers = R_new, n
+            self.found.append(index)
+        h.append(R)
+        self._measured, self._strangers = self._measured + 1, 0
+        if inliers < max(30, 0.4 * self.ref.count):
+            R, inliers = self._rereference(index, gray, R, inliers)
+            h[-1] = R
+        return R, inliers
+
+    def _rereference(self, index: int, gray: np.ndarray, R: np.ndarray, inliers: int) -> tuple[np.ndarray, int]:
+        """Too few of the reference's corners are left: go back to the anchor (the last reference
+        made from a well-measured frame) when this frame still matches it, so that a dim or
+        blurred stretch leaves no offset behind; else this frame becomes the reference (and the
+        anchor, when it was measured about as well as the anchor was)."""
+        anchor = self.anchor
+        if anchor is not self.ref:
+            R_a, n_a = self._follow(anchor, gray, R)
+            if n_a >= max(30, 0.4 * anchor.count):
+                self.ref = anchor
+                return R_a, n_a
+        ref = self._reference(index, gray, R, support=inliers)
+        if ref.count >= MIN_INLIERS:
+            self.ref = ref
+            if inliers >= 0.7 * anchor.support:
+                self.anchor = ref
+        return R, inliers
+
+    def _lose(self, index: int, last: np.ndarray) -> tuple[np.ndarray, int]:
+        self.lost.append(index)
+        self.history.append(last)
+        self._measured = 0
+        return last, 0
+
+    def _stranger(self, index: int, gray: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, int]:
+        """A frame that matches nothing of the anchor: lost, unless it is the ``patience``-th
+        textured one in a row (another scene): then tracking restarts from it at ``last``."""
+        ref = self._reference(index, gray, last, support=None)
+        self._strangers = self._strangers + 1 if ref.count >= 4 * MIN_INLIERS else 0
+        if self._strangers < self.patience:
+            return self._lose(index, last)
+        self.ref = self.anchor = ref
+        self._strangers, self._measured = 0, 1
+        self.restarts.append(index)
+        self.history.append(last)
+        return last, ref.count
 
 
 def estimate_sphere_rotations(grays: Iterable[np.ndarray], generator: np.random.Generator | None = None,

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from pano360.canvas import yuv420_planes
+from pano360.console import frame_list
 from pano360.errors import Pano360Error
 from pano360.io.probe import VideoInfo
 from pano360.io.reader import iter_frames
@@ -21,7 +22,7 @@ from pano360.post.inputs import decode_width, first_eye
 from pano360.post.smoothing import level_path, smooth_lock, smooth_plain
 from pano360.post.sphere_motion import SphereTracker
 from pano360.project.remap import rotate_erp_table, sample_erp_table
-from pano360.project.rotation import check_rotations
+from pano360.project.rotation import check_rotations, interpolate_rotations
 from pano360.slam.level import level_rotation
 from pano360.trajectory import Trajectory
 
@@ -31,10 +32,14 @@ MODES = ("lock", "smooth")
 
 
 def estimate_video_rotations(path: str | Path, analysis_width: int = 960, max_frames: int | None = None,
-                             on_frame: Callable[[int], None] | None = None, stereo: str = "none") -> Trajectory:
+                             on_frame: Callable[[int], None] | None = None, stereo: str = "none",
+                             warn: Callable[[str], None] | None = None) -> Trajectory:
     """Every frame's rotation (camera to world = frame 0's camera) of an ERP video, measured on
     gray frames downscaled to ``analysis_width`` (:mod:`pano360.post.sphere_motion`); on the left
-    eye of a stereo video (both eyes turn together)."""
+    eye of a stereo video (both eyes turn together).
+
+    Frames that could not be measured (black, blank) get rotations interpolated between their
+    measured neighbours; ``warn`` hears which, and where tracking had to start again."""
     tracker = None
     times, Rs, inl = [], [], []
     width = height = 0
@@ -57,7 +62,21 @@ def estimate_video_rotations(path: str | Path, analysis_width: int = 960, max_fr
             on_frame(len(Rs))
     if not Rs:
         raise Pano360Error(f"no frames decoded from {path}")
-    return Trajectory(time_s=np.array(times), R=np.stack(Rs), hfov_deg=360.0, width=width, height=height,
+    times_a, R = np.array(times), np.stack(Rs)
+    lost = np.zeros(len(R), bool)
+    lost[tracker.lost] = True  # the tracker's indices are the decoded frames', one per row here
+    if lost.all():
+        raise Pano360Error(f"cannot measure the rotation of {path}: none of its {len(R)} frames has anything "
+                           "to track (black or blank)")
+    if lost.any():
+        R[lost] = interpolate_rotations(times_a[~lost], R[~lost], times_a[lost])
+    if warn is not None:
+        if tracker.lost:
+            warn(f"{frame_list(tracker.lost)}: nothing to track (black, blank or a fade); rotations interpolated")
+        if tracker.restarts:
+            warn(f"{frame_list(tracker.restarts)}: the view matched nothing before it (a cut to another scene?); "
+                 "rotations from there on continue from the frame before and may be off")
+    return Trajectory(time_s=times_a, R=R, hfov_deg=360.0, width=width, height=height,
                       inliers=np.array(inl), source=Path(path).name)
 
 

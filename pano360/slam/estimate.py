@@ -28,6 +28,7 @@ from typing import Callable, Iterable, Iterator
 import cv2
 import numpy as np
 
+from pano360.console import frame_list
 from pano360.errors import Pano360Error
 from pano360.project.camera import check_clip_hfov, focal_from_hfov
 from pano360.project.rotation import best_rotation, interpolate_rotations, rotation_angle_deg
@@ -74,21 +75,6 @@ class TrackResult:
     warnings: list[str] = field(default_factory=list)
     low_confidence: np.ndarray = field(default=None)  # type: ignore[assignment]
     stats: dict = field(default_factory=dict)
-
-
-def _ranges(idx: np.ndarray) -> list[tuple[int, int]]:
-    """Consecutive runs ``[(first, last), ...]`` of sorted integers."""
-    if len(idx) == 0:
-        return []
-    breaks = np.flatnonzero(np.diff(idx) > 1)
-    starts = np.concatenate([[idx[0]], idx[breaks + 1]])
-    ends = np.concatenate([idx[breaks], [idx[-1]]])
-    return [(int(a), int(b)) for a, b in zip(starts, ends)]
-
-
-def _fmt_ranges(runs: list[tuple[int, int]], limit: int = 6) -> str:
-    text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs[:limit])
-    return text + (f" and {len(runs) - limit} more" if len(runs) > limit else "")
 
 
 def _relative_rotations(obs: list[FrameObs], w: int, h: int, f: float) -> np.ndarray:
@@ -247,7 +233,7 @@ def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg
     anchored = {int(segments[lk.b]) for lk in loops + bridges if segments[lk.a] < segments[lk.b]}
     lost = np.array([kfs[k].frame for k in restarts if int(segments[k]) not in anchored], np.int64)
     if len(lost):  # one line, however often it happened (a noisy clip can break at every frame)
-        warnings.append(f"{'frame' if len(lost) == 1 else 'frames'} {_fmt_ranges(_ranges(lost))}: tracking broke (a cut to another scene, "
+        warnings.append(f"{frame_list(lost)}: tracking broke (a cut to another scene, "
                         f"or motion too fast to follow) and the view was not recognised again; rotations from there on continue "
                         f"from the frame before and may be off")
     # 3. Every frame; then the rolling shutter's readout measured and, when it shows, undone.
@@ -276,11 +262,11 @@ def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg
     if hfov_source == "estimated":
         stats["hfov_sigma_deg"] = ba.hfov_sigma_deg if solve_focal else fov_fit.hfov_sigma_deg
     if not ok.all():
-        warnings.append(f"frames {_fmt_ranges(_ranges(np.flatnonzero(~ok)))}: nothing to track (black, blank or featureless, or only something moving on its own); rotations interpolated")
+        warnings.append(f"{frame_list(np.flatnonzero(~ok))}: nothing to track (black, blank or featureless, or only something moving on its own); rotations interpolated")
     inliers = frames.inliers()
     weak = ok & (inliers < LOW_CONFIDENCE_INLIERS)
     if weak.any():
-        warnings.append(f"frames {_fmt_ranges(_ranges(np.flatnonzero(weak)))}: few features (low texture or blur); low confidence")
+        warnings.append(f"{frame_list(np.flatnonzero(weak))}: few features (low texture or blur); low confidence")
     # The world is the first frame's camera (it may differ from keyframe 0 when the clip opens black).
     R = R[0].T[None] @ R
     traj = Trajectory(time_s=times, R=R, hfov_deg=hfov, width=out_w, height=out_h, inliers=inliers, source=source)
