@@ -70,6 +70,36 @@ def _aac_opens(rate: int, layout: str) -> bool:
     return True
 
 
+_DECODE_CHECK = """
+import sys, av
+with av.open(sys.argv[1]) as c:
+    s = c.streams[int(sys.argv[2])]
+    n = 0
+    for pkt in c.demux(s):
+        n += len(pkt.decode())
+        if n >= 4:
+            break
+    s.codec_context.layout.name, s.codec_context.layout.name
+"""
+
+
+def decodes_safely(path: str | Path, stream_index: int) -> bool:
+    """Whether PyAV decodes audio stream ``stream_index`` of ``path`` without dying, tried in a
+    child process: PyAV 18 frees a custom channel order (multichannel PCM in a MOV, e.g. 7.1 as
+    FL+FR+FC+LFE+SL+SR+BL+BR) twice and takes the whole process down (SIGABRT), with no exception
+    to catch; in this process even reading ``codec_context.channels`` twice does it. ~0.3 s, paid
+    only for tracks that must be re-encoded."""
+    import subprocess
+    import sys
+
+    try:
+        done = subprocess.run([sys.executable, "-c", _DECODE_CHECK, str(path), str(stream_index)],
+                              capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
 def aac_settings(source: "av.audio.codeccontext.AudioCodecContext") -> tuple[int, str] | None:
     """The (sample rate, layout) to re-encode ``source`` to AAC with, or None where AAC cannot hold it.
 
@@ -199,6 +229,10 @@ class VideoWriter:
                 out, encode = self._container.add_stream_from_template(ain), False
             elif ain.codec_context.codec is None:
                 continue  # no decoder for it here (nor can an MP4 hold it): the other tracks still go
+            elif not decodes_safely(src_path, ain.index):  # before anything reads its channel layout
+                self.dropped_audio.append(f"audio track {ain.index} ({name}) cannot be decoded here (a channel order "
+                                          "this build of PyAV mishandles); left out")
+                continue
             elif (settings := aac_settings(ain.codec_context)) is None:
                 self.dropped_audio.append(f"audio track {ain.index} ({name}, {ain.codec_context.channels} channels) "
                                           "cannot be re-encoded to AAC; left out")
