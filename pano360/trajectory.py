@@ -91,6 +91,13 @@ class Trajectory:
     @classmethod
     def from_json(cls, data: dict) -> "Trajectory":
         """Build a Trajectory from the trajectory file's dict; raises Pano360Error when malformed."""
+        if not isinstance(data, dict):
+            raise Pano360Error("not a valid trajectory file: it holds no JSON object")
+        if "frames" not in data and "keyframes" in data:
+            raise Pano360Error("not a trajectory file but a keyframes file (that is reframe --path's)")
+        missing = [k for k in ("frames", "hfov_deg", "width", "height") if data.get(k) is None]
+        if missing:
+            raise Pano360Error(f"not a valid trajectory file: no {', '.join(repr(k) for k in missing)}")
         try:
             frames = sorted(data["frames"], key=lambda f: f["index"])
             if not frames:
@@ -98,7 +105,10 @@ class Trajectory:
             if [f["index"] for f in frames] != list(range(len(frames))):
                 raise ValueError("its frame indices are not 0, 1, 2, ... (one entry per frame)")
             time_s = np.array([f["time_s"] for f in frames], dtype=np.float64)
-            R = np.array([f["R"] for f in frames], dtype=np.float64)
+            try:
+                R = np.array([f["R"] for f in frames], dtype=np.float64)
+            except ValueError:  # ragged: numpy's own words would say "inhomogeneous shape"
+                raise ValueError("every frame needs a finite 3x3 rotation R") from None
             if not np.isfinite(time_s).all() or (np.diff(time_s) <= 0).any():
                 raise ValueError("its frame times are not finite and increasing")
             if R.shape != (len(frames), 3, 3) or not np.isfinite(R).all():
@@ -119,7 +129,9 @@ class Trajectory:
                 inliers=np.array([f.get("inliers", 0) for f in frames], dtype=np.int64),
                 source=str(data.get("source", "")),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except KeyError as exc:
+            raise Pano360Error(f"not a valid trajectory file: a frame has no {exc}") from None
+        except (TypeError, ValueError) as exc:
             raise Pano360Error(f"not a valid trajectory file: {exc}") from None
 
     def save(self, path: str | Path) -> None:

@@ -143,6 +143,29 @@ def test_usage_errors_for_outputs(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["eq.mp4", "exists.mp4"]
 
 
+def test_pipes_long_names_and_full_disks_are_named_plainly(tmp_path, capsys):
+    import errno
+    import os
+
+    from pano360.io.atomic import atomic_output
+
+    src = _clip(tmp_path / "eq.mp4", moov_first=False)
+    fifo = tmp_path / "pipe.mp4"
+    os.mkfifo(fifo)
+    code, _, err = _run(["info", str(fifo)], capsys)
+    assert code == 2 and "must be a regular file, not a pipe" in err
+    code, _, err = _run(["info", "-"], capsys)
+    assert code == 2 and "standard input is not supported" in err
+    long = tmp_path / ("a" * 240 + ".mp4")  # a valid name, but its hidden temporary twin would not be
+    code, _, err = _run(["tag", str(src), str(long)], capsys)
+    assert code == 2 and "file name is too long (244 bytes; at most 236)" in err
+    target = tmp_path / "out.mp4"
+    with pytest.raises(OSError) as caught:
+        with atomic_output(target) as tmp:
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+    assert caught.value.filename == str(target)  # the CLI prints "No space left on device: out.mp4"
+
+
 def test_mesh_video_refused(tmp_path, capsys):
     mesh = shared_file("video360/sphericalv2.mp4")
     code, _, err = _run(["tag", str(mesh), str(tmp_path / "o.mp4")], capsys)
@@ -257,8 +280,15 @@ def test_a_trajectory_of_another_clip_or_no_rotations_is_refused(tmp_path, capsy
     (tmp_path / "skew.json").write_text(json.dumps(data))
     data["frames"][3]["R"][0][0] = float("nan")
     (tmp_path / "nan.json").write_text(json.dumps(data))
+    data["frames"][3]["R"] = [[1, 0], [0, 1]]
+    (tmp_path / "ragged.json").write_text(json.dumps(data))
+    (tmp_path / "keys.json").write_text(json.dumps({"keyframes": [{"t": 0, "yaw": 10}]}))
+    (tmp_path / "nohfov.json").write_text(json.dumps({**data, "hfov_deg": None}))
+    (tmp_path / "video.json").write_bytes(src.read_bytes())
     for name, word in (("two", "covers 0.00-0.10 s (2 frames), the video 0.00-1.10 s"), ("skew", "frame 3's R is no rotation"),
-                       ("nan", "finite 3x3 rotation")):
+                       ("nan", "finite 3x3 rotation"), ("ragged", "finite 3x3 rotation"),
+                       ("keys", "not a trajectory file but a keyframes file"), ("nohfov", "no 'hfov_deg'"),
+                       ("video", "trajectory file is not text")):
         code, _, err = _run(["convert", str(src), str(tmp_path / "o.mp4"), "--width", "256",
                              "--trajectory", str(tmp_path / f"{name}.json")], capsys)
         assert code == 1 and len(err.strip().splitlines()) == 1 and word in err, (name, err)

@@ -96,3 +96,21 @@ def test_tag_real_video(tmp_path, capsys):
     code, _, _ = _run(["tag", str(src), str(out), "--stereo", "top-bottom", "-y", "-q"], capsys)
     code2, out_json, _ = _run(["info", "--json", str(out)], capsys)
     assert code == 0 and json.loads(out_json)["spherical"]["stereo"] == "top-bottom"
+
+
+def test_retagging_keeps_the_stereo_layout_and_initial_view(tmp_path, capsys):
+    from pano360.io.spherical import inject_spherical, read_spherical
+
+    # congo.mp4 has V1 metadata only, top-bottom stereo: tagging it again adds V2 of the same layout
+    out = tmp_path / "congo.mp4"
+    code, stdout, _ = _run(["tag", str(shared_file("video360/congo.mp4")), str(out), "-q"], capsys)
+    assert code == 0 and "stereo top-bottom" in stdout
+    assert (read_spherical(out).stereo, read_spherical(out).source) == ("top-bottom", "V1+V2")
+    # an initial view survives tag and stabilize
+    viewed = tmp_path / "viewed.mp4"
+    inject_spherical(shared_file("video360/testRoom1_1920Mono.mp4"), viewed, initial_view_deg=(90.0, 10.0, 0.0))
+    again = tmp_path / "again.mp4"
+    assert _run(["tag", str(viewed), str(again), "-q"], capsys)[0] == 0
+    assert read_spherical(again).initial_view_deg == (90.0, 10.0, 0.0)
+    assert _run(["tag", str(viewed), str(again), "-y", "-q", "--stereo", "none"], capsys)[0] == 0
+    assert read_spherical(again).stereo == "none"

@@ -115,19 +115,41 @@ def test_tiny_planet_looks_down_and_fisheye_blacks_out_past_the_back(erp_video, 
     assert psnr(fish[inner], want[inner]) > 25.0  # a 359 deg circle squeezed into 128 px: fine detail
 
 
+def test_a_preset_gives_a_path_the_values_its_keyframes_leave_out(erp_video, tmp_path):
+    path, frames = erp_video
+    still = tmp_path / "still.json"  # yaw only: the tiny planet's pitch and FOV come from the preset
+    still.write_text(json.dumps({"keyframes": [{"t": 0, "yaw": 0}, {"t": 5, "yaw": 0}]}))
+    zoom = tmp_path / "zoom.json"  # a path's own FOV is kept: the preset does not flatten its zoom
+    zoom.write_text(json.dumps({"keyframes": [{"t": 0, "hfov": 40}, {"t": 5, "hfov": 120}]}))
+    outs = {}
+    for name, args in {"planet": ["--preset", "tiny-planet"], "planet_path": ["--preset", "tiny-planet", "--path", str(still)],
+                       "natural": ["--preset", "natural"], "zoom": ["--preset", "natural", "--path", str(zoom)]}.items():
+        out = tmp_path / f"{name}.mp4"
+        assert main(["reframe", str(path), str(out), "--size", "128x128", "--encode-preset", "ultrafast", "-q", *args]) == 0
+        outs[name] = next(iter_frames(out)).rgb
+    assert psnr(outs["planet_path"], outs["planet"]) > 45.0
+    want = erp_to_persp(frames[0], np.eye(3), 40.0, 128, 128)
+    assert psnr(outs["zoom"], want) > 30.0 and psnr(outs["zoom"], outs["natural"]) < 25.0
+
+
 @pytest.mark.parametrize("args, msg", [
     (["--path", "k.json", "--follow", "t.json"], "cannot be combined"),
     (["--size", "101x50"], "--size"),
+    (["--size", "16384x16384"], "larger than the video encoder takes"),
+    (["--crf", "99"], "crf must be within 0..51"),
     (["--hfov", "200"], "--hfov"),
+    (["--path", "spike.json"], "the path asks for hfov up to 250.0"),  # one keyframe between frames, found up front
     (["--path", "missing.json"], "keyframes file not found"),
     (["--follow", "missing.json"], "trajectory file not found"),
 ])
 def test_bad_flags_fail_with_one_line(erp_video, tmp_path, capsys, args, msg):
     path, _ = erp_video
+    (tmp_path / "spike.json").write_text(json.dumps({"interpolation": "linear", "keyframes": [
+        {"t": 0, "hfov": 90}, {"t": 0.099, "hfov": 90}, {"t": 0.1, "hfov": 250}, {"t": 0.101, "hfov": 90}]}))
     args = [str(tmp_path / a) if a.endswith(".json") else a for a in args]
     code = main(["reframe", str(path), str(tmp_path / "o.mp4"), *args])
     err = capsys.readouterr().err.strip()
-    assert code in (1, 2) and msg in err and len(err.splitlines()) == 1
+    assert code == (1 if "not found" in msg else 2) and msg in err and len(err.splitlines()) == 1
     assert not (tmp_path / "o.mp4").exists()
 
 

@@ -123,7 +123,7 @@ def test_stabilize_refuses_a_flat_clip(tmp_path, capsys):
     assert "equirectangular" in capsys.readouterr().err
     # Encoder settings are checked before the (long) measuring pass.
     assert main(["stabilize", str(shared_file("video360/testRoom1_1920Mono.mp4")), str(tmp_path / "o.mp4"),
-                 "--preset", "fastest"]) == 1
+                 "--preset", "fastest"]) == 2  # a usage error
     assert "unknown preset 'fastest'" in capsys.readouterr().err and not (tmp_path / "o.mp4").exists()
 
 

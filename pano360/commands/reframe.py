@@ -51,7 +51,17 @@ def parse_size(text: str) -> tuple[int, int]:
         raise UsageError(f"--size must look like 1920x1080, got {text!r}") from None
     if w <= 0 or h <= 0 or w % 2 or h % 2 or w > 16384 or h > 16384:
         raise UsageError(f"--size must be even and positive (at most 16384), got {text}")
+    check_frame_area(w, h, "--size")
     return w, h
+
+
+def check_frame_area(w: int, h: int, what: str) -> None:
+    """FFmpeg refuses a picture of (w + 128) * (h + 128) >= 2^31 / 8 bytes (av_image_check_size):
+    16384x16384 is too big, 16384x8192 fits."""
+    from pano360.errors import UsageError
+
+    if (w + 128) * (h + 128) >= 2**31 // 8:
+        raise UsageError(f"{what} {w}x{h} is larger than the video encoder takes (about 268 million pixels, e.g. 16384x8192)")
 
 
 def command(
@@ -105,7 +115,6 @@ def command(
     if hfov is None and preset_hfov is not None and not 0.0 < preset_hfov < max_hfov(proj_name):
         raise UsageError(f"the {preset} preset's {preset_hfov:.0f} deg FOV is outside {span} for --projection "
                          f"{proj_name}; give --hfov too")
-    hfov = hfov if hfov is not None else preset_hfov
     if hfov is not None and not 0.0 < hfov < max_hfov(proj_name):
         raise UsageError(f"--hfov must be in {span} degrees for {proj_name}, got {hfov}")
 
@@ -124,16 +133,24 @@ def command(
         traj = Trajectory.load(follow)
         if warning := traj.check_covers(info.duration_s, float(info.fps), f"--follow {follow}", info.frame_count if info.frame_count_exact else None):
             warn(warning)
-        camera = adjusted_camera(follow_camera(traj), R_off, hfov)
+        camera = adjusted_camera(follow_camera(traj), R_off, hfov)  # the clip's own FOV unless --hfov
     elif path is not None:
         from pano360.post.keyframes import load_keyframes
 
-        keyframes, interpolation = load_keyframes(path)
+        # A preset's FOV and pitch stand where the keyframes give none; --hfov replaces every FOV.
+        defaults = {"hfov": preset_hfov, "pitch": preset_pitch} if preset_hfov is not None else None
+        keyframes, interpolation = load_keyframes(path, defaults)
         camera = adjusted_camera(keyframe_camera(keyframes, interpolation), R_off, hfov)
+        key_times = np.array([k.t for k in keyframes])
     else:
-        camera = fixed_camera(R_off if R_off is not None else np.eye(3), hfov if hfov is not None else 90.0)
-    # Every FOV the path will ask for must suit the projection.
-    probe_t = np.linspace(0.0, max(info.duration_s, 0.0), 64)
+        hfov = hfov if hfov is not None else (preset_hfov if preset_hfov is not None else 90.0)
+        camera = fixed_camera(R_off if R_off is not None else np.eye(3), hfov)
+    # Every FOV the path will ask for must suit the projection: checked at every frame's time
+    # (and at the keyframes) before any work, not found mid-render.
+    duration = max(info.duration_s, 0.0)
+    probe_t = np.linspace(0.0, duration, int(min(max(64, duration * float(info.fps) * 2 + 2), 2_000_000)))
+    if path is not None:
+        probe_t = np.concatenate([probe_t, key_times[(key_times >= 0) & (key_times <= duration)]])
     _, hfovs = camera(probe_t)
     if not np.all((hfovs > 0) & (hfovs < max_hfov(proj_name))):
         raise UsageError(f"the path asks for hfov up to {hfovs.max():.1f} deg; {proj_name} shows less than {max_hfov(proj_name):.0f}")
@@ -144,6 +161,9 @@ def command(
         width, height = traj.width, traj.height
         if width % 2 or height % 2:
             raise UsageError(f"the trajectory's size {width}x{height} is odd; give an even --size")
+        if width > 16384 or height > 16384:
+            raise UsageError(f"the trajectory's size {width}x{height} is over 16384; give a --size")
+        check_frame_area(width, height, "the trajectory's size")
     else:
         width, height = 1920, 1080
 

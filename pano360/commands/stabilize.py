@@ -86,7 +86,8 @@ def command(
         S, R = target_path(traj, mode.value, smooth, up_world)
         M = corrections(R, S)
         task = progress.add_task("render", total=info.frame_count)
-        with spherical_output(output, overwrite=overwrite, stereo=stereo) as tmp:
+        view = info.spherical.initial_view_deg if info.spherical is not None else (0.0, 0.0, 0.0)  # kept
+        with spherical_output(output, overwrite=overwrite, stereo=stereo, initial_view_deg=view) as tmp:
             frames = render_corrected(input, tmp, M, info, crf=crf, preset=preset, stereo=stereo,
                                       on_frame=lambda n: progress.update(task, completed=n), warn=warn)
             if save_trajectory is not None:  # before the video is renamed into place (see convert)

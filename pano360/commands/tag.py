@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -20,7 +20,7 @@ class Stereo(str, Enum):
 def command(
     input: Annotated[Path, typer.Argument(help="An equirectangular MP4 (H.264 or HEVC).", show_default=False)],
     output: Annotated[Path, typer.Argument(help="Where to write the tagged copy.", show_default=False)],
-    stereo: Annotated[Stereo, typer.Option("--stereo", help="Stereo layout of the frames.")] = Stereo.none,
+    stereo: Annotated[Optional[Stereo], typer.Option("--stereo", help="Stereo layout of the frames (default: what the input's metadata says, else none).")] = None,
     faststart: Annotated[bool, typer.Option("--faststart/--keep-layout",
                                             help="Put the index (moov) first for streaming.")] = True,
     overwrite: OverwriteOpt = False,
@@ -41,8 +41,14 @@ def command(
     if info.spherical is not None and not info.spherical.supported and info.spherical.projection != "equirectangular":
         raise Pano360Error(f"input is a {info.spherical.projection}-projection 360 video; "
                            f"only equirectangular can be tagged: {input}")
+    # Re-tagging keeps what the input says (a V1-only stereo video gets V2 with the same layout,
+    # and its initial view) unless the flag says otherwise.
+    old = info.spherical if info.spherical is not None and info.spherical.projection == "equirectangular" else None
+    if stereo is None:
+        stereo = Stereo(old.stereo) if old is not None and old.stereo in {s.value for s in Stereo} else Stereo.none
+    view = old.initial_view_deg if old is not None else (0.0, 0.0, 0.0)
     if abs(info.width - 2 * info.height) > 2 and stereo == Stereo.none:
         note(f"warning: {info.width}x{info.height} is not 2:1; an equirectangular frame usually is")  # even with -q
     with atomic_output(output, overwrite=overwrite) as tmp:
-        inject_spherical(input, tmp, stereo=stereo.value, faststart=faststart)
+        inject_spherical(input, tmp, stereo=stereo.value, initial_view_deg=view, faststart=faststart)
     typer.echo(f"wrote {output} (360 equirectangular, stereo {stereo.value})")  # the result line, -q or not

@@ -17,6 +17,11 @@ __all__ = ["check_output_path", "atomic_output", "naming_output", "MP4_OUTPUT_SU
 MP4_OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov")
 
 
+# File names are at most 255 bytes on common file systems; a temporary twin ".NAME.xxxxxxxx.enc.mp4"
+# adds up to 19 (mkstemp's 8 random characters and the longest suffix).
+MAX_NAME_BYTES = 255 - 19
+
+
 def check_output_path(output: str | Path, overwrite: bool, inputs: tuple[str | Path, ...] = (),
                       suffixes: tuple[str, ...] = (), *, what: str = "output",
                       other_outputs: tuple[tuple[str, str | Path | None], ...] = ()) -> Path:
@@ -35,6 +40,8 @@ def check_output_path(output: str | Path, overwrite: bool, inputs: tuple[str | P
         raise UsageError(f"{what} must be named {kinds} ({what_file}), got {out.name!r}")
     if out.exists() and out.is_dir():
         raise UsageError(f"{what} is a folder, not a file: {out}")
+    if len(out.name.encode()) > MAX_NAME_BYTES:  # its hidden temporary twin must fit too
+        raise UsageError(f"{what} file name is too long ({len(out.name.encode())} bytes; at most {MAX_NAME_BYTES}): {out.name}")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         if parent.exists():
@@ -101,6 +108,8 @@ def naming_output(exc: BaseException, tmp: Path, out: Path) -> BaseException:
         renamed.__cause__ = exc.__cause__
         renamed.__suppress_context__ = True
         return renamed
+    if isinstance(exc, OSError) and exc.filename is not None and str(exc.filename) == str(tmp):
+        exc.filename = str(out)  # "No space left on device: out.mp4"
     return exc
 
 

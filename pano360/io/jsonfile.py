@@ -19,5 +19,7 @@ def read_json_file(path: str | Path, what: str) -> Any:
         return json.loads(path.read_text())
     except FileNotFoundError:
         raise Pano360Error(f"{what} file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise Pano360Error(f"{what} file is not text (a video or an image?): {path}") from None
+    except (OSError, json.JSONDecodeError) as exc:
         raise Pano360Error(f"cannot read {what} file {path}: {exc}") from None

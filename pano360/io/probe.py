@@ -102,9 +102,12 @@ def _pixel_aspect(stream: av.video.stream.VideoStream) -> Fraction:
 
 def _check_file(path: Path) -> int:
     if not path.exists():
-        raise UsageError(f"input not found: {path}")
+        hint = " (reading from standard input is not supported: save the stream to a file first)" if str(path) == "-" else ""
+        raise UsageError(f"input not found: {path}{hint}")
     if path.is_dir():
         raise UsageError(f"input is a folder, not a video file: {path}")
+    if not path.is_file():  # a pipe, /dev/stdin, <(...): read twice (probe, then decode), so it must be a file
+        raise UsageError(f"input must be a regular file, not a pipe or device (save the stream to a file first): {path}")
     size = path.stat().st_size
     if size == 0:
         raise Pano360Error(f"input is an empty file (0 bytes): {path}")

@@ -11,7 +11,7 @@ import av
 import cv2
 import numpy as np
 
-from pano360.errors import Pano360Error
+from pano360.errors import Pano360Error, UsageError
 from pano360.io.colour import ColourInfo
 
 __all__ = ["VideoWriter", "CODECS", "ENCODER_PRESETS", "MP4_AUDIO_CODECS", "check_encoder_settings", "x264_reproducible_params"]
@@ -46,13 +46,13 @@ def x264_reproducible_params() -> str | None:
 
 
 def check_encoder_settings(codec: str, crf: int, preset: str) -> None:
-    """Raise Pano360Error unless the encoder takes these settings (commands check them before any work)."""
+    """Raise UsageError (exit 2) unless the encoder takes these settings (commands check them before any work)."""
     if codec not in CODECS:
-        raise Pano360Error(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}")
+        raise UsageError(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}")
     if not 0 <= int(crf) <= 51:
-        raise Pano360Error(f"crf must be within 0..51, got {crf}")
+        raise UsageError(f"crf must be within 0..51, got {crf}")
     if preset not in ENCODER_PRESETS:
-        raise Pano360Error(f"unknown preset {preset!r}; choose one of {', '.join(sorted(ENCODER_PRESETS))}")
+        raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(sorted(ENCODER_PRESETS))}")
 
 
 # AAC's channel layouts by channel count, for sources whose layout has no name ("2 channels").

@@ -71,10 +71,15 @@ def ease(s: np.ndarray, kind: str) -> np.ndarray:
     raise ValueError(f"unknown easing {kind!r}; choose one of {', '.join(EASINGS)}")
 
 
-def parse_keyframes(data: dict | list) -> tuple[list[Keyframe], str]:
+MAX_TIME_S = 1e6  # keyframe times: about 11 days, past any video
+
+
+def parse_keyframes(data: dict | list, defaults: dict[str, float] | None = None) -> tuple[list[Keyframe], str]:
     """Validate the keyframes JSON (a dict as documented above, or a bare list of keyframes).
 
-    Returns ``(keyframes, interpolation)``; raises Pano360Error with one line when malformed.
+    ``defaults`` (e.g. a preset's ``{"pitch": -90, "hfov": 270}``) stand where the first keyframe
+    gives no value. Returns ``(keyframes, interpolation)``; raises Pano360Error with one line when
+    malformed.
     """
     if isinstance(data, list):
         data = {"keyframes": data}
@@ -84,7 +89,7 @@ def parse_keyframes(data: dict | list) -> tuple[list[Keyframe], str]:
     if interp not in INTERPOLATIONS:
         raise Pano360Error(f"unknown interpolation {interp!r}; choose one of {', '.join(INTERPOLATIONS)}")
     out: list[Keyframe] = []
-    prev = Keyframe(t=0.0)
+    prev = Keyframe(t=0.0, **(defaults or {}))
     for i, kf in enumerate(data["keyframes"]):
         if not isinstance(kf, dict) or "t" not in kf:
             raise Pano360Error(f'keyframe {i} needs a time "t" in seconds')
@@ -97,6 +102,8 @@ def parse_keyframes(data: dict | list) -> tuple[list[Keyframe], str]:
             raise Pano360Error(f"keyframe {i} has a value that is not a number") from None
         if not all(np.isfinite(list(vals.values()))):
             raise Pano360Error(f"keyframe {i} has a value that is not finite")
+        if abs(vals["t"]) > MAX_TIME_S:
+            raise Pano360Error(f"keyframe {i}: time {vals['t']:g} s is beyond any video (at most {MAX_TIME_S:g} s)")
         easing = str(kf.get("ease", "linear"))
         if easing not in EASINGS:
             raise Pano360Error(f"keyframe {i}: unknown ease {easing!r}; choose one of {', '.join(EASINGS)}")
@@ -109,9 +116,9 @@ def parse_keyframes(data: dict | list) -> tuple[list[Keyframe], str]:
     return out, interp
 
 
-def load_keyframes(path: str | Path) -> tuple[list[Keyframe], str]:
-    """Read and validate a keyframes JSON file (see the module docstring)."""
-    return parse_keyframes(read_json_file(path, "keyframes"))
+def load_keyframes(path: str | Path, defaults: dict[str, float] | None = None) -> tuple[list[Keyframe], str]:
+    """Read and validate a keyframes JSON file (see the module docstring and :func:`parse_keyframes`)."""
+    return parse_keyframes(read_json_file(path, "keyframes"), defaults)
 
 
 def _eased_knot_time(keyframes: list[Keyframe], times: np.ndarray) -> np.ndarray:
