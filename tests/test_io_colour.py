@@ -81,3 +81,28 @@ def test_the_probe_reads_the_writer_facts_without_another_open(rel):
     assert info.colour == read_colour(path)
     assert info.frame_time_base == frame_time_base(path) and info.frame_time_base.numerator == 1
     assert info.to_dict()["frame_time_base"] == str(info.frame_time_base)
+
+
+def test_unspecified_tags_become_what_players_assume_for_the_inputs_size(tmp_path):
+    sd, hd = ColourInfo().assumed(640, 480), ColourInfo().assumed(1920, 1080)
+    assert (sd.colorspace, sd.color_primaries, sd.color_trc, sd.color_range) == (6, 6, 6, 1)  # BT.601 525-line
+    assert ColourInfo().assumed(720, 576).color_primaries == 5  # 625-line (PAL)
+    assert (hd.colorspace, hd.color_primaries, hd.color_trc) == (1, 1, 1)
+    tagged = ColourInfo(9, 2, 9, 16)  # BT.2020 PQ, full range: kept as it is
+    assert tagged.assumed(640, 480) == tagged
+    # An untagged 640x480 clip converted to a 1024x512 360 video (shown as BT.709 if left
+    # untagged at HD sizes) says BT.601, as the clip was shown.
+    import json
+    import subprocess
+
+    from pano360.cli import main
+
+    clip, out = tmp_path / "box.mp4", tmp_path / "o.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(shared_file("clips/box.mp4")), "-t", "0.4", "-an",
+                    "-c:v", "libx264", "-preset", "ultrafast", str(clip)], check=True)
+    assert read_colour(clip).colorspace == 2  # untagged
+    assert main(["convert", str(clip), str(out), "--width", "1280", "--hfov", "60", "--preset", "ultrafast", "-q"]) == 0
+    probe = json.loads(subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-of", "json", "-show_entries",
+                                       "stream=color_space,color_primaries,color_transfer", str(out)],
+                                      capture_output=True, text=True, check=True).stdout)["streams"][0]
+    assert (probe["color_space"], probe["color_primaries"], probe["color_transfer"]) == ("smpte170m",) * 3

@@ -315,9 +315,28 @@ def test_probe_real_clips():
     assert box.spherical is None and not box.is_360
     avi = probe_video(shared_file("clips/tree.avi"))
     assert (avi.codec, avi.width, avi.height, avi.has_audio) == ("cinepak", 320, 240, False)
-    # Its index has 444 entries for 68 pictures (dropped frames): a count, not what decodes.
-    assert avi.frame_count == 444 and not avi.frame_count_exact
+    # Its index has 444 entries for 68 pictures (dropped frames): the non-empty ones are counted.
+    assert avi.frame_count == 68 and avi.frame_count_exact
+    assert len(list(iter_frames(shared_file("clips/tree.avi")))) == 68
     assert box.pixel_aspect == 1 and box.non_square_pixels is None
+
+
+def test_counts_and_rates_where_the_header_misleads(tmp_path):
+    long, trim, dv, late = (tmp_path / n for n in ("long.mp4", "trim.mp4", "clip.dv", "late.mkv"))
+    run = lambda *a: subprocess.run(["ffmpeg", "-v", "error", *a], check=True)  # noqa: E731
+    src = ["-f", "lavfi", "-i", "testsrc2=s=64x32:r=30:d=3"]
+    run(*src, "-c:v", "libx264", "-preset", "ultrafast", "-bf", "3", "-g", "60", str(long))
+    run("-ss", "1.3", "-i", str(long), "-t", "1.5", "-c", "copy", str(trim))  # an edit list over more samples
+    run("-f", "lavfi", "-i", "testsrc2=s=720x480:r=30000/1001:d=1", "-c:v", "dvvideo", "-pix_fmt", "yuv411p", str(dv))
+    run("-itsoffset", "0.5", *src, "-f", "lavfi", "-i", "sine=d=3", "-c:v", "libx264", "-preset", "ultrafast",
+        "-c:a", "pcm_s16le", str(late))
+    for path in (trim, dv, late):
+        info = probe_video(path)
+        decoded = list(iter_frames(path))
+        # within a few frames (an estimate; the trimmed clip's header counts 86 samples for ~47 frames)
+        assert abs(info.frame_count - len(decoded)) <= 3, (path.name, info.frame_count, len(decoded))
+    assert probe_video(dv).fps == Fraction(30000, 1001)  # not its 60000 Hz clock
+    assert abs(probe_video(late).duration_s - 3.0) < 0.05  # not the container's 3.5 s
 
 
 def test_non_square_pixels_are_reported(tmp_path):

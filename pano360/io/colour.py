@@ -32,6 +32,20 @@ class ColourInfo:
         """Whether Y' spans 0..255 (JPEG range) instead of 16..235."""
         return self.color_range == 2
 
+    def assumed(self, width: int, height: int) -> "ColourInfo":
+        """These tags with the unspecified ones filled in as players assume them for a coded
+        picture of ``width x height`` (mpv, VLC and browsers: BT.709 from 1280 wide or over 576
+        high, else BT.601, with 625-line primaries at 576 rows). An output of another size than
+        its input must carry them: left unspecified, a 640x480 clip's colours turned into a
+        4096x2048 video are shown through BT.709 instead of BT.601 (a red 11 levels off)."""
+        hd = width >= 1280 or height > 576
+        return ColourInfo(
+            self.colorspace if self.colorspace != 2 else (1 if hd else 6),
+            self.color_range if self.color_range != 0 else 1,
+            self.color_primaries if self.color_primaries != 2 else (1 if hd else (5 if height == 576 else 6)),
+            self.color_trc if self.color_trc != 2 else (1 if hd else 6),
+        )
+
     def tag(self, codec_context) -> None:
         """Write these tags on an encoder's context before it opens."""
         codec_context.colorspace = self.colorspace

@@ -182,10 +182,11 @@ def _count_packets(path: Path) -> tuple[float, int]:
 
 
 def _rate(stream) -> Fraction | None:
-    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
-        if rate is not None and rate > 0:
-            return Fraction(rate.numerator, rate.denominator)
-    return None
+    rates = [Fraction(r.numerator, r.denominator) for r in (stream.average_rate, stream.guessed_rate, stream.base_rate)
+             if r is not None and r > 0]
+    if len(rates) >= 2 and rates[0] > 2 * rates[1]:
+        return rates[1]  # raw DV's average is its 60000 Hz clock: the guessed 29.97 is the picture rate
+    return rates[0] if rates else None
 
 
 def _codec_name(stream) -> str:
@@ -243,7 +244,12 @@ def probe_video(path: str | Path) -> VideoInfo:
         if stream.duration is not None and stream.time_base is not None:
             duration = float(stream.duration * stream.time_base)
         elif container.duration is not None:
-            duration = container.duration / 1_000_000
+            # The container's span starts at its first packet of any stream: a video that starts
+            # later (MKV, video offset by 0.5 s) lasts that much less.
+            late = 0.0
+            if stream.start_time is not None and stream.time_base is not None:
+                late = float(stream.start_time * stream.time_base) - (container.start_time or 0) / 1_000_000
+            duration = container.duration / 1_000_000 - max(late, 0.0)
         else:
             duration = 0.0
         if fps is None:
@@ -252,8 +258,13 @@ def probe_video(path: str | Path) -> VideoInfo:
         if duration <= 0 and not frames:  # a live recording (MKV from a pipe, OBS) says neither
             duration, frames = _count_packets(path)
         # An AVI's count is of its index entries, the empty ones of dropped frames included
-        # (tree.avi: 444 entries, 68 pictures): a count, not the frames that decode.
-        exact = frames > 0 and fmt != "avi"
+        # (tree.avi: 444 entries, 68 pictures): its non-empty packets are counted instead.
+        if fmt == "avi":
+            frames = _count_packets(path)[1]
+        exact = frames > 0
+        if exact and duration > 0 and frames > duration * float(fps) * 1.02 + 2:
+            # An edit list (a clip cut with -c copy) plays a part of the samples the count includes.
+            exact = False
         if not exact:
             frames = max(1, int(round(duration * float(fps))))
         width, height = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)

@@ -286,7 +286,9 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
         # The mosaic backend works in the decoder's 4:2:0 planes (no RGB at full size, in or out);
         # other backends (and odd-sized inputs) go through RGB.
         yuv = hasattr(backend, "fill_placed_yuv420") and info.width % 2 == 0 and info.height % 2 == 0
-        colour = info.colour  # the RGB path keeps its primaries and transfer (VideoWriter.write)
+        # Unspecified tags as players would have assumed them for the input (the output is another size);
+        # the RGB path keeps its primaries and transfer (VideoWriter.write).
+        colour = info.colour.assumed(info.coded_width, info.coded_height)
 
         # Each output frame keeps its input frame's time (a variable-rate clip stays in step with its
         # audio); the backends give one frame per placement, in order.

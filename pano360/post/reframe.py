@@ -100,7 +100,8 @@ def reframe_video(src: str | Path, dst: str | Path, camera: CameraFn, projection
         # Each frame keeps the input frame's time: a variable-rate input stays in step with its audio.
         with VideoWriter(dst, width, height, info.fps, codec=codec, crf=crf, preset=preset,
                          audio_from=src if audio and info.has_audio else None, vfr=True,
-                         time_base=info.frame_time_base, colour=info.colour) as writer:
+                         time_base=info.frame_time_base,
+                         colour=info.colour.assumed(info.coded_width, info.coded_height)) as writer:
             for packed, was_exact, time_s in rendered:
                 exact += was_exact
                 writer.write_yuv420(packed, time_s)

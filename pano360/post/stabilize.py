@@ -150,7 +150,7 @@ def render_corrected(src: str | Path, dst: str | Path, M: np.ndarray, info: Vide
                     # Each frame keeps the input frame's time (a variable-rate input stays in step with its audio).
                     # The planes pass through in the input's Y'CbCr: its colour tags go with them.
                     writer = VideoWriter(dst, w, h, info.fps, crf=crf, preset=preset, vfr=True, time_base=info.frame_time_base,
-                                         audio_from=src if audio and info.has_audio else None, colour=info.colour,
+                                         audio_from=src if audio and info.has_audio else None, colour=info.colour.assumed(info.coded_width, info.coded_height),
                                          pixel_aspect=info.pixel_aspect)
                 pending.append((pool.submit(_rotate_yuv420, f, M[min(f.index, len(M) - 1)], stereo), f.time_s))
                 while len(pending) > workers + 1:
