@@ -55,3 +55,8 @@ def frame_list(indices, limit: int = 6) -> str:
     text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs[:limit])
     more = f" and {len(runs) - limit} more" if len(runs) > limit else ""
     return f"{'frame' if len(idx) == 1 else 'frames'} {text}{more}"
+
+
+def count(n: int, noun: str) -> str:
+    """``"1 frame"``, ``"2 frames"``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -9,6 +9,7 @@ from typing import Iterator, TextIO
 
 import numpy as np
 
+from pano360.console import count
 from pano360.errors import Pano360Error
 from pano360.project.rotation import check_rotations, matrix_to_euler
 
@@ -156,10 +157,10 @@ class Trajectory:
         last = max(float(duration_s) - period, 0.0)
         first_t, last_t = float(self.time_s[0]), float(self.time_s[-1])
         if first_t > 2 * period or last_t < 0.9 * last - 2 * period:
-            raise Pano360Error(f"{what} covers {first_t:.2f}-{last_t:.2f} s ({len(self)} frames), the video "
+            raise Pano360Error(f"{what} covers {first_t:.2f}-{last_t:.2f} s ({count(len(self), 'frame')}), the video "
                                f"0.00-{last:.2f} s: it is the trajectory of another clip")
         if frames and abs(frames - len(self)) > 2:
-            return (f"{what} has {len(self)} frames, the video {frames}: is it this video's trajectory? "
+            return (f"{what} has {count(len(self), 'frame')}, the video {frames}: is it this video's trajectory? "
                     f"(its rotations are used by time)")
         return None
 

@@ -9,6 +9,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -476,3 +477,21 @@ def test_reproducible_writer_gives_the_same_file_whatever_the_process_did_before
                 w.write(rgb)
         files.append(out.read_bytes())
     assert files[0] == files[1] == files[2]
+
+
+def test_a_cover_image_stream_is_passed_over_for_the_video(tmp_path):
+    # Some MKVs (and MP4s with attached pictures) hold a cover image as a video stream of its own,
+    # before the video: the moving stream is the one read.
+    cover, clip = tmp_path / "cover.png", tmp_path / "clip.mp4"
+    cv2.imwrite(str(cover), np.full((32, 64, 3), 200, np.uint8))
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=64x32:r=10:d=1", "-c:v", "libx264",
+                    "-preset", "ultrafast", str(clip)], check=True)
+    for name, extra in (("first.mkv", []), ("attached.mp4", ["-disposition:v:0", "attached_pic"])):
+        out = tmp_path / name
+        subprocess.run(["ffmpeg", "-v", "error", "-i", str(cover), "-i", str(clip), "-map", "0", "-map", "1",
+                        "-c:v:0", "png" if name.endswith("mkv") else "mjpeg", "-c:v:1", "copy", *extra, str(out)],
+                       check=True)
+        info = validate_video_input(out)
+        frames = list(iter_frames(out))
+        assert (info.codec, info.frame_count, len(frames)) == ("h264", 10, 10), name
+        assert frames[5].rgb.std() > 20  # the test pattern, not the flat cover

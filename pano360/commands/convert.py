@@ -72,7 +72,7 @@ def command(
     device: DeviceOpt = None,
 ) -> None:
     """Turn a perspective video into a full 360 equirectangular MP4 (Spherical Video V1 + V2)."""
-    from pano360.console import progress_enabled
+    from pano360.console import count, progress_enabled
     from pano360.pipeline.convert import ConvertOptions, convert_video
 
     opts = ConvertOptions(
@@ -85,6 +85,6 @@ def command(
     if json_output:
         typer.echo(json.dumps(result))
     else:
-        typer.echo(f"wrote {result['output']} ({result['width']}x{result['height']}, {result['frames']} frames, "
+        typer.echo(f"wrote {result['output']} ({result['width']}x{result['height']}, {count(result['frames'], 'frame')}, "
                    f"{result['backend']} backend, {result['coverage_pct']:.1f}% of the sphere seen) "
                    f"in {result['timings_s']['total']:.1f} s")

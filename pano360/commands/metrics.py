@@ -29,7 +29,7 @@ def command(
     import cv2
     import numpy as np
 
-    from pano360.console import note, progress_enabled, stage_progress
+    from pano360.console import count, note, progress_enabled, stage_progress
     from pano360.errors import Pano360Error, UsageError
     from pano360.io.reader import iter_frames
     from pano360.post.inputs import check_erp_video, note_untagged, first_eye
@@ -108,7 +108,7 @@ def command(
         return
     m = result["motion"]
     lines = [
-        f"video:           {video} ({len(lr)} frames, {info.width}x{info.height}"
+        f"video:           {video} ({count(len(lr), 'frame')}, {info.width}x{info.height}"
         f"{', stereo ' + stereo + ', left eye measured' if stereo != 'none' else ''})",
         f"LR consistency:  {result['lr_consistency']['mean']:.4f} (min {result['lr_consistency']['min']:.4f})",
         f"seam ratio:      {result['seam_ratio']['mean']:.3f} (max {result['seam_ratio']['max']:.3f}); "

@@ -88,7 +88,7 @@ def command(
 
     import numpy as np
 
-    from pano360.console import note, progress_enabled, stage_progress
+    from pano360.console import count, note, progress_enabled, stage_progress
     from pano360.errors import UsageError
     from pano360.io.atomic import MP4_OUTPUT_SUFFIXES, atomic_output, check_output_path
     from pano360.io.writer import check_encoder_settings
@@ -183,6 +183,6 @@ def command(
     if json_output:
         typer.echo(json.dumps(summary))
     else:
-        typer.echo(f"wrote {output}: {result.frames} frames {width}x{height} {proj_name}"
+        typer.echo(f"wrote {output}: {count(result.frames, 'frame')} {width}x{height} {proj_name}"
                    f"{f' from the left eye of a {stereo} stereo video' if stereo != 'none' else ''} "
                    f"({summary['render_fps']} frames/s)")

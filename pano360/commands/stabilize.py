@@ -41,7 +41,7 @@ def command(
 
     import numpy as np
 
-    from pano360.console import note, progress_enabled, stage_progress
+    from pano360.console import count, note, progress_enabled, stage_progress
     from pano360.errors import UsageError
     from pano360.io.atomic import MP4_OUTPUT_SUFFIXES, check_output_path
     from pano360.io.spherical import spherical_output
@@ -103,7 +103,7 @@ def command(
     if json_output:
         typer.echo(json.dumps(summary))
     else:
-        typer.echo(f"wrote {output}: {frames} frames, {mode.value}"
+        typer.echo(f"wrote {output}: {count(frames, 'frame')}, {mode.value}"
                    f"{', levelled' if level_info.get('applied') else ''}")
 
 

@@ -48,7 +48,7 @@ def command(
     quiet: QuietOpt = False,
 ) -> None:
     """Estimate every frame's camera rotation and the horizontal FOV; write the trajectory file."""
-    from pano360.console import note, progress_enabled, stage_progress
+    from pano360.console import count, note, progress_enabled, stage_progress
     from pano360.project.camera import check_clip_hfov
     from pano360.io.atomic import check_output_path
     from pano360.io.probe import validate_video_input
@@ -76,6 +76,6 @@ def command(
         note(f"warning: {w}", quiet=False)
     rs = f", rolling shutter {summary['rolling_shutter_ms']:.1f} ms" if summary["rolling_shutter_ms"] else ""
     sigma = f" +- {summary['hfov_sigma_deg']:.2g}" if summary["hfov_sigma_deg"] is not None else ""
-    typer.echo(f"{out}: {summary['frames']} frames, hfov {summary['hfov_deg']:.2f}{sigma} deg ({summary['hfov_source']}), "
+    typer.echo(f"{out}: {count(summary['frames'], 'frame')}, hfov {summary['hfov_deg']:.2f}{sigma} deg ({summary['hfov_source']}), "
                f"{_count(summary['keyframes'], 'keyframe')}, {_count(summary['loop_closures'], 'loop closure')}{rs}, "
                f"{_count(len(summary['warnings']), 'warning')}, {summary['seconds']:.1f} s")

@@ -14,6 +14,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from pano360.io.streams import video_stream
+
 __all__ = ["ColourInfo", "frame_colour", "read_colour", "rgb_to_yuv420", "yuv420_to_rgb"]
 
 
@@ -73,7 +75,8 @@ def read_colour(path: str | Path) -> ColourInfo:
     """The colour tags of the first video frame of ``path`` (all unspecified if it has none).
     :func:`pano360.io.probe.probe_video` reads them too (``VideoInfo.colour``) without a second open."""
     with av.open(str(path)) as container:
-        frame = next(container.decode(video=0), None)
+        stream = video_stream(container)
+        frame = next(container.decode(stream), None) if stream is not None else None
         return ColourInfo() if frame is None else frame_colour(frame)
 
 

@@ -12,6 +12,7 @@ import av
 from pano360.errors import Pano360Error, UsageError
 from pano360.io import mp4box
 from pano360.io.colour import ColourInfo, frame_colour
+from pano360.io.streams import STILL_CODECS, video_stream
 from pano360.io.reader import writer_time_base
 from pano360.io.spherical import SphericalInfo, read_spherical
 
@@ -20,7 +21,6 @@ __all__ = ["VideoInfo", "probe_video", "validate_video_input"]
 # Demuxers that read still images (a .png/.jpg opens as a one-frame "video").
 _IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "gif_pipe",
                   "pgm_pipe", "ppm_pipe", "jpegxl_pipe", "qoi_pipe", "dpx_pipe", "exr_pipe", "svg_pipe")
-_STILL_CODECS = {"png", "mjpeg", "jpeg2000", "webp", "bmp", "tiff", "ppm", "pgm", "jpegxl", "qoi"}
 _MP4_SUFFIXES = {".mp4", ".m4v", ".mov", ".3gp"}
 _MP4_BRANDS = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"uuid", b"pnot"}
 
@@ -170,7 +170,7 @@ def _count_packets(path: Path) -> tuple[float, int]:
     count, end = 0, 0.0
     try:
         with av.open(str(path)) as container:
-            stream = container.streams.video[0]
+            stream = video_stream(container)
             for pkt in container.demux(stream):
                 if pkt.size and pkt.pts is not None:
                     count += 1
@@ -219,13 +219,13 @@ def probe_video(path: str | Path) -> VideoInfo:
         raise Pano360Error(f"cannot open video {path}: {exc}") from None
     with container:
         fmt = container.format.name
-        if not container.streams.video:
+        stream = video_stream(container)
+        if stream is None:
             kinds = sorted({s.type for s in container.streams})
             what = "audio-only file" if "audio" in kinds else "file without a video stream"
             raise Pano360Error(f"{what}, no video to read: {path}")
-        stream = container.streams.video[0]
         codec = _codec_name(stream)
-        if fmt in _IMAGE_FORMATS or fmt.endswith("_pipe") or (codec in _STILL_CODECS and (stream.frames or 0) <= 1
+        if fmt in _IMAGE_FORMATS or fmt.endswith("_pipe") or (codec in STILL_CODECS and (stream.frames or 0) <= 1
                                                              and not stream.duration):
             raise Pano360Error(f"still image, not a video ({codec}): {path}")
         audio = container.streams.audio[0] if container.streams.audio else None

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from pano360.errors import Pano360Error
+from pano360.io.streams import video_stream
 
 __all__ = ["Frame", "Yuv420", "frame_time_base", "iter_frames", "iter_gray", "iter_gray_sampled", "iter_yuv420", "upright",
            "writer_time_base"]
@@ -120,9 +121,9 @@ def _decoded(path: str | Path, max_frames: int | None, start_s: float = 0.0,
     except (av.error.FFmpegError, OSError) as exc:
         raise Pano360Error(f"cannot open video {path}: {exc}") from None
     with container:
-        if not container.streams.video:
+        stream = video_stream(container)
+        if stream is None:
             raise Pano360Error(f"no video stream in {path}")
-        stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         if threads:
             stream.codec_context.thread_count = threads
@@ -166,7 +167,8 @@ def frame_time_base(path: str | Path) -> Fraction:
     (:func:`writer_time_base` of its video stream's). :func:`pano360.io.probe.probe_video` gives
     the same as ``VideoInfo.frame_time_base`` without a second open."""
     with av.open(str(path)) as container:
-        return writer_time_base(container.streams.video[0].time_base if container.streams.video else None)
+        stream = video_stream(container)
+        return writer_time_base(stream.time_base if stream is not None else None)
 
 
 def writer_time_base(stream_time_base: Fraction | None) -> Fraction:

@@ -13,6 +13,7 @@ import numpy as np
 
 from pano360.errors import Pano360Error, UsageError
 from pano360.io.colour import ColourInfo
+from pano360.io.streams import video_stream
 
 __all__ = ["VideoWriter", "CODECS", "ENCODER_PRESETS", "MP4_AUDIO_CODECS", "check_encoder_settings", "x264_reproducible_params"]
 
@@ -218,8 +219,8 @@ class VideoWriter:
         self._audio_src = src
         # The reader puts the first video frame at t = 0: shift the audio the same way.
         start = 0.0
-        if src.streams.video and src.streams.video[0].start_time is not None:
-            vs = src.streams.video[0]
+        vs = video_stream(src)
+        if vs is not None and vs.start_time is not None:
             start = float(vs.start_time * vs.time_base)
         self._audio_shift = start
         # Every audio track, in order (a phone's second track, a commentary, a second language).

@@ -46,11 +46,13 @@ def hfov_from_metadata(path: str | Path, width: int, height: int) -> float | Non
     """Horizontal FOV from the container's or video stream's tags (``width x height`` upright), else None."""
     import av
 
+    from pano360.io.streams import video_stream
+
     try:
         with av.open(str(path)) as container:
             tags = dict(container.metadata)
-            if container.streams.video:
-                tags.update(container.streams.video[0].metadata)
+            if (stream := video_stream(container)) is not None:
+                tags.update(stream.metadata)
     except (av.error.FFmpegError, OSError):
         return None
     mm = focal_35mm_from_tags(tags)

@@ -130,6 +130,8 @@ def _count_frames(path: Path) -> int:
     """Video packets in the file: its true frame count, read without decoding."""
     import av
 
+    from pano360.io.streams import video_stream
+
     with av.open(str(path)) as container:
-        stream = container.streams.video[0]
+        stream = video_stream(container)
         return sum(1 for packet in container.demux(stream) if packet.size)
