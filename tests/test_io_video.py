@@ -495,3 +495,18 @@ def test_a_cover_image_stream_is_passed_over_for_the_video(tmp_path):
         frames = list(iter_frames(out))
         assert (info.codec, info.frame_count, len(frames)) == ("h264", 10, 10), name
         assert frames[5].rgb.std() > 20  # the test pattern, not the flat cover
+
+
+def test_interlaced_and_hdr_inputs_are_flagged(tmp_path):
+    interlaced, hdr = tmp_path / "i.ts", tmp_path / "pq.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=64x32:r=25:d=0.4", "-c:v", "mpeg2video",
+                    "-flags", "+ilme+ildct", "-top", "1", str(interlaced)], check=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=64x32:r=25:d=0.4", "-c:v", "libx264",
+                    "-preset", "ultrafast", "-pix_fmt", "yuv420p10le", "-color_trc", "smpte2084",
+                    "-color_primaries", "bt2020", "-colorspace", "bt2020nc", str(hdr)], check=True)
+    a, b = probe_video(interlaced), probe_video(hdr)
+    assert a.interlaced and "interlaced" in a.picture_caveats[0]
+    assert not b.interlaced and b.picture_caveats == [
+        "the input is 10-bit HDR (PQ) and the output 8-bit with its HDR tags: smooth gradients may band, and "
+        "YouTube takes only 10-bit HDR as HDR"]
+    assert probe_video(shared_file("clips/box.mp4")).picture_caveats == []

@@ -124,6 +124,9 @@ def command(
         warnings.append(message)
         note(f"warning: {message}")
 
+    for caveat in info.picture_caveats:
+        warn(caveat)
+
     traj = None
     offsets = (yaw or 0.0, pitch or 0.0, roll or 0.0)
     R_off = euler_to_matrix(*offsets) if any(offsets) else None

@@ -72,6 +72,9 @@ def command(
         warnings.append(message)
         note(f"warning: {message}")
 
+    for caveat in info.picture_caveats:
+        warn(caveat)
+
     t0 = time.perf_counter()
     note_untagged(info, quiet or json_output)
     with stage_progress(progress_enabled(quiet, json_output)) as progress:

@@ -57,6 +57,21 @@ class VideoInfo:
     frame_time_base: Fraction = Fraction(1, 90000)
     pixel_aspect: Fraction = Fraction(1)  # the sample aspect ratio (width : height of one pixel)
     audio_codecs: tuple[str, ...] = ()  # every audio track's codec, in order (audio_codec: the first)
+    interlaced: bool = False  # its first frame is coded as two fields
+
+    @property
+    def picture_caveats(self) -> list[str]:
+        """Warnings about what an 8-bit, progressive output does not keep of this input."""
+        out = []
+        if self.interlaced:
+            out.append("the input is interlaced: its two fields are taken as one picture, so moving edges comb "
+                       "(deinterlace it first, e.g. ffmpeg -vf bwdif)")
+        if self.bit_depth > 8:
+            hdr = {16: "HDR (PQ)", 18: "HDR (HLG)"}.get(self.colour.color_trc)
+            out.append(f"the input is {self.bit_depth}-bit{' ' + hdr if hdr else ''} and the output 8-bit" +
+                       (" with its HDR tags: smooth gradients may band, and YouTube takes only 10-bit HDR as HDR"
+                        if hdr else ": smooth gradients may band"))
+        return out
 
     @property
     def is_360(self) -> bool:
@@ -275,7 +290,7 @@ def probe_video(path: str | Path) -> VideoInfo:
             pix_fmt=pix_fmt, bit_depth=_bit_depth(pix_fmt), has_audio=audio is not None,
             audio_codec=_codec_name(audio) if audio is not None else None,
             spherical=None, colour=frame_colour(first), frame_time_base=writer_time_base(stream.time_base),
-            pixel_aspect=_pixel_aspect(stream),
+            pixel_aspect=_pixel_aspect(stream), interlaced=bool(first.interlaced_frame),
             audio_codecs=tuple(_codec_name(a) for a in container.streams.audio),
         )
     spherical = read_spherical(path) if fmt.startswith("mov") else None

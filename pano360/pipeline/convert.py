@@ -223,7 +223,7 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
         check_output_path(opts.save_trajectory, opts.overwrite, inputs, (".json",), what="--save-trajectory",
                           other_outputs=(("output", out),))
     given, given_warning = _file_trajectory(info, opts) if opts.trajectory is not None else (None, None)
-    warnings = [w for w in (info.non_square_pixels, given_warning) if w]
+    warnings = [w for w in (info.non_square_pixels, given_warning, *info.picture_caveats) if w]
     for w in warnings:  # warnings show even with -q (and with --json, where they are listed too)
         note(f"warning: {w}", quiet=not show_warnings)
     backend_name, reason = choose_backend(opts.backend, opts.model, opts.device)
