@@ -242,6 +242,22 @@ def test_writer_reencodes_unnamed_layouts_rates_and_late_starts(tmp_path):
     assert abs(late - 1.0) < 0.01 and abs(early) < 0.01
 
 
+def test_a_reencoded_track_ends_with_the_video_to_the_sample(tmp_path):
+    # ADPCM in AVI comes in large packets (8192 bytes: ~0.19 s): cut at the packet, the sound ran
+    # 0.23 s past a 2 s video.
+    src = tmp_path / "adpcm.avi"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=64x32:r=25:d=2", "-f", "lavfi",
+                    "-i", "sine=d=3", "-map", "0", "-map", "1", "-c:v", "mpeg4", "-c:a", "adpcm_ms",
+                    "-block_size", "8192", str(src)], check=True)
+    out = tmp_path / "o.mp4"
+    with VideoWriter(out, W, H, 25, preset="ultrafast", audio_from=src) as w:
+        for f in iter_frames(src):
+            w.write(f.rgb)
+    probe = _ffprobe(out, "stream=codec_type,duration")
+    durations = {s["codec_type"]: float(s["duration"]) for s in probe["streams"]}
+    assert durations["video"] == 2.0 and abs(durations["audio"] - 2.0) < 0.001, durations
+
+
 def test_writer_leaves_out_a_track_aac_cannot_hold(tmp_path):
     src = tmp_path / "many.mkv"  # 12 channels: more than AAC's 8
     subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=64x32:r=10:d=1", "-f", "lavfi",

@@ -116,6 +116,19 @@ def aac_settings(source: "av.audio.codeccontext.AudioCodecContext") -> tuple[int
     return None
 
 
+def _first_samples(frame: "av.AudioFrame", n: int) -> "av.AudioFrame":
+    """``frame`` cut to its first ``n`` samples (itself when it has no more): a large packet
+    (ADPCM, PCM in AVI) may run 0.1 s past the video's end."""
+    if n >= frame.samples:
+        return frame
+    arr = frame.to_ndarray()
+    width = n if frame.format.is_planar else n * frame.layout.nb_channels  # packed: samples interleaved
+    out = av.AudioFrame.from_ndarray(np.ascontiguousarray(arr[:, :width]), format=frame.format.name,
+                                     layout=frame.layout.name)
+    out.sample_rate, out.pts, out.time_base = frame.sample_rate, frame.pts, frame.time_base
+    return out
+
+
 @dataclass(frozen=True)
 class _AudioTrack:
     """One source audio track and where it goes: copied packet by packet, or re-encoded to AAC."""
@@ -274,6 +287,9 @@ class VideoWriter:
             t = float(pkt.pts * tb_in) - self._audio_shift
             if t + float((pkt.duration or 0) * tb_in) < -0.05:
                 continue  # wholly before the first video frame (priming packets ending at 0 stay)
+            if t_end is not None and not last and track.encode and t + float((pkt.duration or 0) * tb_in) > t_end:
+                self._pending = pkt  # it may run past the video's end: the last call cuts it to the sample
+                return
             if t_end is not None and t >= t_end:
                 if not last:
                     self._pending = pkt
@@ -290,6 +306,11 @@ class VideoWriter:
                     if frame.pts is not None:
                         frame.pts = int(round((float(frame.pts * frame.time_base) - self._audio_shift) * rate))
                         frame.time_base = Fraction(1, rate)
+                        if last and t_end is not None:  # cut at the video's end to the sample, not the packet
+                            keep = int(round((t_end - float(frame.pts * frame.time_base)) * frame.sample_rate))
+                            if keep <= 0:
+                                continue
+                            frame = _first_samples(frame, keep)
                     for out in track.out.encode(frame):
                         self._container.mux(out)
             else:
