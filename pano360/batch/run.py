@@ -145,7 +145,9 @@ def _ray_run(todo: list[Job], opts_dict: dict, address: str | None, gpus_per_tas
 
             raise Pano360Error("the Ray cluster has no GPU for the Wan backend (each task asks for one); use --backend mosaic")
         task = ray.remote(num_cpus=1, num_gpus=gpus_per_task, max_retries=0)(convert_one)
-        refs = {task.remote(str(j.input), str(j.output), opts_dict): j for j in todo}
+        # Absolute paths: a cluster's workers run in a folder of their own, where a relative
+        # OUT_DIR would put the outputs somewhere else (and a relative input would not be found).
+        refs = {task.remote(str(j.input.absolute()), str(j.output.absolute()), opts_dict): j for j in todo}
         pending = list(refs)
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
