@@ -23,6 +23,10 @@ from pano360.cli import main
         ("bad_targets", 2, "--targets must be one of full, attn, ffn"),
         ("bad_out", 2, "--out must end in .safetensors"),
         ("missing_resume", 1, "checkpoint folder not found"),
+        ("bad_device", 2, "--device must be cuda, cuda:N or cpu, got 'tpu'"),
+        ("nan_lr", 2, "--lr must be a finite number, got nan"),
+        ("inf_lr", 2, "--lr must be a finite number, got inf"),
+        ("nan_alpha", 2, "--alpha must be a finite number, got nan"),
         pytest.param("no_gpu", 1, "training needs a CUDA GPU", marks=pytest.mark.skipif(
             __import__("torch").cuda.is_available(), reason="a GPU is present")),
     ],
@@ -38,11 +42,12 @@ def test_bad_input_gives_one_line(tmp_path, capsys, case, code, message):
         os.remove(data / "room.mp4")
         os.symlink(shared_file("clips/box.mp4"), data / "box.mp4")
     extra = {"bad_frames": ["--frames", "16"], "bad_width": ["--width", "100"], "bad_targets": ["--targets", "mlp"],
-             "missing_resume": ["--resume", str(tmp_path / "nope")]}.get(case, [])
+             "missing_resume": ["--resume", str(tmp_path / "nope")], "bad_device": ["--device", "tpu"],
+             "nan_lr": ["--lr", "nan"], "inf_lr": ["--lr", "inf"], "nan_alpha": ["--alpha", "nan"]}.get(case, [])
     args = ["train", str(tmp_path / "nothing" if case == "missing_data" else data),
             "--model", str(tmp_path / "nomodel" if case == "missing_model" else model),
             "--out", str(tmp_path / ("lora.bin" if case == "bad_out" else "lora.safetensors")),
-            *([] if case == "no_gpu" else ["--device", "cpu"]), *extra]
+            *([] if case in ("no_gpu", "bad_device") else ["--device", "cpu"]), *extra]
     assert main(args) == code
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[-1].startswith("Error: ") and message in lines[-1]

@@ -90,6 +90,22 @@ def test_find_videos_stereo_mono_and_skipped(tmp_path):
     assert "d_flat.mp4" in skipped and "not 2:1" in skipped and "e_text.mp4" in skipped
 
 
+def test_symlinked_subfolders_are_followed_once_without_looping(tmp_path):
+    """A data folder made of links to folders elsewhere: each real folder is read once, and a link
+    back up the tree is no endless loop."""
+    elsewhere = tmp_path / "disk2" / "shoots"
+    elsewhere.mkdir(parents=True)
+    _rotating_clip(elsewhere / "a.mp4", "sechelt.jpg", n=5)
+    data = tmp_path / "data"
+    (data / "own").mkdir(parents=True)
+    _rotating_clip(data / "own" / "b.mp4", "sphere_small.jpg", n=5)
+    os.symlink(elsewhere, data / "linked")
+    os.symlink(elsewhere, data / "own" / "linked-again")  # the same folder through a second link
+    os.symlink(data, elsewhere / "loop")  # a cycle: data/linked/loop -> data
+    videos = find_videos(data)
+    assert sorted(v.path.name for v in videos) == ["a.mp4", "b.mp4"]
+
+
 def test_stereo_top_bottom_video_is_split_to_its_top_eye(tmp_path):
     os.symlink(shared_file("video360/congo.mp4"), tmp_path / "congo.mp4")
     (video,) = find_videos(tmp_path)

@@ -145,9 +145,9 @@ def test_resume_continues_at_the_step_with_identical_losses(run_a, setup):
 
     root, model, data = setup
     ckpt = run_a.ckpt_dir / f"step-{SAVE_EVERY:08d}"
-    # Another cache folder (remade, identically), the checkpoint's rank and lr over the ones passed, and
-    # gradient checkpointing on (recomputing activations does not change a bit on the CPU).
-    b = train(_config(root, model, data, "b", resume=ckpt, ckpt_dir=root / "b-ckpt", rank=4, lr=1.0,
+    # Another cache folder (remade, identically), the checkpoint's rank (not given) and lr over the one
+    # passed, and gradient checkpointing on (recomputing activations does not change a bit on the CPU).
+    b = train(_config(root, model, data, "b", resume=ckpt, ckpt_dir=root / "b-ckpt", lr=1.0,
                       gradient_checkpointing=True))
     assert b.resumed_from == SAVE_EVERY and b.step == STEPS
     assert b.losses[:SAVE_EVERY] == run_a.losses[:SAVE_EVERY]  # history carried over
@@ -170,7 +170,7 @@ def test_cli_trains_and_prints_one_json_object(setup, capsys):
             "--frames", "5", "--samples", "2", "--save-every", "2", "--device", "cpu", "--targets", "attn", "--rank", "4"]
     assert main(args + ["--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["step"] == 3 and len(result["losses"]) == 3 and result["videos"] == 3
+    assert result["step"] == 3 and len(result["losses"]) == 3 and result["videos"] == 3 and result["warnings"] == []
     assert out.is_file() and (root / "cli-checkpoints" / "step-00000002" / "lora.safetensors").is_file()
     from pano360.generate.wan.lora import read_lora
 
@@ -218,3 +218,160 @@ def test_trained_lora_changes_what_the_outpainting_pipeline_generates(run_a, set
     base, tuned = outs
     assert base.shape == tuned.shape == sample.target.shape
     assert np.abs(base.astype(int) - tuned.astype(int)).mean() > 0.5  # measured 7.6 grey levels
+
+
+# ---------- one run per checkpoint folder, same seed same run, clean stops ----------
+
+def _small(root, model, data, name, **kw):
+    """A one- or two-step run on one cached sample (about a second)."""
+    return _config(root, model, data, name, **{"steps": 2, "save_every": 1, "samples": 1, **kw})
+
+
+def test_a_checkpoint_folder_holds_one_run(setup, tmp_path):
+    """A new run into another run's checkpoints is refused unless -y (which replaces them), and --resume
+    refuses a checkpoint of another model, data folder or adapter; the adapter it does not name is the
+    checkpoint's."""
+    import json
+    import os
+
+    from pano360.errors import UsageError
+    from pano360.train.trainer import train
+
+    _, model, data = setup
+    ckpt = tmp_path / "ckpt"
+    x = train(_small(tmp_path, model, data, "x", ckpt_dir=ckpt, rank=4))
+    assert json.loads((ckpt / "step-00000002" / "run.json").read_text())["rank"] == 4
+    with pytest.raises(UsageError, match="already holds a run's checkpoints .*step-00000002.*--resume.*-y/--overwrite"):
+        train(_small(tmp_path, model, data, "y", ckpt_dir=ckpt))
+    other = tmp_path / "other-data"
+    other.mkdir()
+    os.symlink(data / "room.mp4", other / "room.mp4")
+    for kw, why in [(dict(rank=8), "--rank 4 .this run: 8."), (dict(targets="attn"), "--targets full .this run: attn."),
+                    (dict(alpha=4.0), "--alpha 16.0 .this run: 4.0."), (dict(data_dir=other), "data folder .*this run: .*other-data"),
+                    (dict(model=str(tmp_path / "another-model")), "model .*this run: .*another-model")]:
+        with pytest.raises(UsageError, match=f"checkpoint .*step-00000002 is of another run: {why}"):
+            train(_small(tmp_path, kw.pop("model", model), data, "z", resume=ckpt, steps=3, **kw))
+    assert not (tmp_path / "y.safetensors").exists() and not (tmp_path / "z.safetensors").exists()
+    z = train(_small(tmp_path, model, data, "z", resume=ckpt, steps=3))  # rank 4 from the checkpoint
+    assert z.resumed_from == 2 and json.loads((ckpt / "step-00000003" / "run.json").read_text())["rank"] == 4
+    y = train(_small(tmp_path, model, data, "y", ckpt_dir=ckpt, steps=1, overwrite=True))
+    assert y.step == 1 and sorted(p.name for p in ckpt.glob("step-*")) == ["step-00000001"]
+    assert json.loads((ckpt / "step-00000001" / "run.json").read_text())["rank"] == 16
+    assert x.out.is_file()
+
+
+def test_old_checkpoints_without_run_json_are_read_from_trainer_pt(setup, tmp_path, run_a):
+    import shutil
+
+    from pano360.errors import UsageError
+    from pano360.train.trainer import train
+
+    root, model, data = setup
+    old = tmp_path / "old" / "step-00000012"
+    shutil.copytree(run_a.ckpt_dir / "step-00000012", old)
+    (old / "run.json").unlink()
+    with pytest.raises(UsageError, match="--rank 16 .this run: 2."):
+        train(_config(root, model, data, "old", resume=old, rank=2))
+
+
+def test_same_seed_gives_the_same_initial_adapter(setup, tmp_path):
+    """peft draws lora_A from torch's global generator: the run seeds it (and leaves it as it was)."""
+    from pano360.generate.wan.lora import add_lora
+    from pano360.generate.wan.tiny import build_tiny_wan
+    from pano360.train.trainer import train
+
+    adapters = []
+    for seed, noise in ((3, 1), (3, 2), (4, 1)):
+        torch.manual_seed(noise)  # whatever ran before
+        tr = build_tiny_wan()["transformer"]
+        add_lora(tr, rank=2, seed=seed)
+        after = torch.rand(1)
+        torch.manual_seed(noise)
+        build_tiny_wan()
+        assert torch.equal(after, torch.rand(1))  # the global generator is as if nothing was drawn
+        adapters.append({n: p.detach().clone() for n, p in tr.named_parameters() if "lora_A" in n})
+    assert all(torch.equal(adapters[0][k], adapters[1][k]) for k in adapters[0])
+    assert not any(torch.equal(adapters[0][k], adapters[2][k]) for k in adapters[0])
+    # Through the trainer: two runs of one seed write the same LoRA, whatever the global generator held.
+    _, model, data = setup
+    outs = []
+    for name, noise in (("s1", 1), ("s2", 2)):
+        torch.manual_seed(noise)
+        outs.append(train(_small(tmp_path, model, data, name, steps=1, ckpt_dir=tmp_path / name, seed=7)).out)
+    from safetensors.torch import load_file
+
+    a, b = load_file(outs[0]), load_file(outs[1])
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("where", ["trainer.pt", "loss.png"])
+def test_a_stop_while_checkpointing_leaves_no_part_files(setup, tmp_path, monkeypatch, where):
+    """SIGTERM unwinds as Terminated (pano360.signals): the half-written checkpoint folder and loss
+    curve are removed on the way out, and no output is left."""
+    from matplotlib.figure import Figure
+
+    from pano360.signals import Terminated
+    from pano360.train.trainer import train
+
+    def stop(*args, **kwargs):
+        raise Terminated(15)
+
+    if where == "trainer.pt":
+        monkeypatch.setattr("pano360.train.checkpoint.save_trainer_state", stop)
+    else:
+        savefig = Figure.savefig
+
+        def write_then_stop(fig, path, *args, **kwargs):
+            savefig(fig, path, *args, **kwargs)
+            stop()
+
+        monkeypatch.setattr(Figure, "savefig", write_then_stop)
+    _, model, data = setup
+    with pytest.raises(Terminated):
+        train(_small(tmp_path, model, data, "t", steps=1, ckpt_dir=tmp_path / "t-ckpt"))
+    left = sorted(p.name for p in (tmp_path / "t-ckpt").iterdir())
+    assert not [n for n in left if "part" in n], left
+    assert not (tmp_path / "t.safetensors").exists()
+
+
+def test_damaged_checkpoint_files_give_one_line_naming_them(setup, tmp_path, run_a):
+    import shutil
+
+    from pano360.errors import Pano360Error
+    from pano360.train.trainer import train
+
+    root, model, data = setup
+    for name, content, message in [("trainer.pt", b"junk", "cannot read checkpoint file .*trainer.pt .corrupt or truncated"),
+                                   ("trainer.pt", None, "trainer.pt is not a pano360 training checkpoint .no step, losses"),
+                                   ("rng-0.pt", b"junk", "cannot read checkpoint file .*rng-0.pt")]:
+        ckpt = tmp_path / f"{name}-{content is None}"
+        shutil.copytree(run_a.ckpt_dir, ckpt)  # the cache too: nothing is remade
+        step = ckpt / "step-00000012"
+        if content is None:
+            torch.save({"config": {}}, step / name)
+        else:
+            (step / name).write_bytes(content)
+        with pytest.raises(Pano360Error, match=message) as err:
+            train(_config(root, model, data, "damaged", resume=step))
+        assert "\n" not in str(err.value)
+
+
+def test_json_lists_the_warnings(setup, tmp_path, capsys):
+    import json
+    import os
+
+    from conftest import shared_file
+    from pano360.cli import main
+
+    _, model, data = setup
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    os.symlink(data / "room.mp4", mixed / "room.mp4")
+    os.symlink(shared_file("clips/box.mp4"), mixed / "box.mp4")  # not a 360 video: skipped, with a warning
+    args = ["train", str(mixed), "--model", str(model), "--out", str(tmp_path / "w.safetensors"), "--steps", "1",
+            "--width", "64", "--frames", "5", "--samples", "1", "--device", "cpu", "--json"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    warnings = json.loads(captured.out)["warnings"]
+    assert len(warnings) == 1 and warnings[0].startswith("skipping ") and "box.mp4" in warnings[0]
+    assert captured.err.strip() == f"warning: {warnings[0]}"  # shown on stderr too, and nothing else (no bars)

@@ -69,3 +69,13 @@ def test_convert_with_the_tiny_wan_model(clip, capsys):
         assert diff < 2.5, (k, diff)
         rest = w[~foot].astype(float)
         assert rest.mean() > 20 and rest.std() > 2  # the generated part is filled, not black
+
+
+@pytest.mark.parametrize("flag, value", [("--lora-scale", "nan"), ("--guidance", "inf"), ("--shift", "nan"),
+                                         ("--shift", "-inf"), ("--device", "tpu")])
+def test_bad_wan_numbers_and_devices_are_usage_errors_up_front(tmp_path, capsys, flag, value):
+    """NaN passes every `x <= 0` check: refused before the input is even opened."""
+    args = ["convert", str(tmp_path / "never-read.mp4"), str(tmp_path / "out.mp4"), "--backend", "wan", flag, value]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"Error: {flag} must be") and value in err and "\n" not in err

@@ -67,6 +67,13 @@ def _break(folder, how):
         cfg_path.write_text(json.dumps(cfg))
     elif how == "no_index":
         (folder / "model_index.json").unlink()
+    elif how == "bad_transformer_json":
+        (folder / "transformer" / "config.json").write_text("{bad")
+    elif how == "bad_scheduler_json":
+        (folder / "scheduler" / "scheduler_config.json").write_text("[1]")
+    elif how == "bad_config_value":
+        cfg_path = folder / "transformer" / "config.json"
+        cfg_path.write_text(json.dumps({**json.loads(cfg_path.read_text()), "num_layers": "three"}))
 
 
 @pytest.mark.parametrize(
@@ -76,6 +83,9 @@ def _break(folder, how):
         ("incomplete", "subfolder vae/ is missing"),
         ("not_vace", "not a Wan2.1 VACE model"),
         ("no_index", "model_index.json is missing"),
+        ("bad_transformer_json", "broken model config .*transformer/config.json: not valid JSON"),
+        ("bad_scheduler_json", "broken model config .*scheduler/scheduler_config.json: a JSON object was expected"),
+        ("bad_config_value", "could not load the Wan model's transformer from .*transformer: TypeError"),
     ],
 )
 def test_bad_model_folders_fail_with_one_clear_line(tiny_dir, tmp_path, how, message):
@@ -292,6 +302,46 @@ def test_lora_without_prefix_is_refused(tiny_dir, lora_file, tmp_path):
         inject_lora(tr, tmp_path / "missing.safetensors")
 
 
+def test_lora_of_another_model_or_damaged_is_one_line(tiny_dir, tmp_path, capfd):
+    """A LoRA made for another model (other widths, more blocks) is refused before peft sees it (diffusers
+    would log a line per tensor); incomplete and corrupt files name themselves."""
+    from diffusers import WanVACETransformer3DModel
+    from safetensors.torch import save_file
+
+    from pano360.generate.wan.lora import add_lora, count_lora_tensors, inject_lora, save_lora
+
+    other = WanVACETransformer3DModel(**{**TINY_TRANSFORMER, "attention_head_dim": 8, "num_layers": 4, "vace_layers": [0, 3]})
+    add_lora(other, rank=4)
+    other_file = save_lora(other, tmp_path / "other.safetensors")
+    tr = WanVACETransformer3DModel.from_pretrained(tiny_dir / "transformer")
+    capfd.readouterr()
+    with pytest.raises(Pano360Error, match=r"other.safetensors was made for another model: 90 of its 120 tensors do not "
+                                           r"fit this transformer \(e.g. blocks.0.* is \(4, 16\), the model's layer is 24 -> 24\)"):
+        inject_lora(tr, other_file)
+    assert capfd.readouterr().err == "" and count_lora_tensors(tr, "pano360") == 0
+    half = tmp_path / "half.safetensors"
+    save_file({"transformer.blocks.0.attn1.to_q.lora_A.weight": torch.zeros(4, 24)}, half)
+    with pytest.raises(Pano360Error, match="half.safetensors is incomplete: 1 of its 1 modules lack a weight .e.g. "
+                                           "blocks.0.attn1.to_q has no lora_B"):
+        inject_lora(tr, half)
+    for name, data in (("junk", b"junk" * 100), ("truncated", other_file.read_bytes()[:3000])):
+        bad = tmp_path / f"{name}.safetensors"
+        bad.write_bytes(data)
+        with pytest.raises(Pano360Error, match=f"could not read LoRA .*{name}.safetensors .not a safetensors file, or corrupt") as err:
+            inject_lora(tr, bad)
+        assert "\n" not in str(err.value)
+
+
+def test_quiet_loading_draws_no_library_progress_bars(tiny_dir, capfd):
+    import transformers.utils.logging as tlog
+
+    load_wan_components(tiny_dir, device="cpu")
+    assert "Loading weights" in capfd.readouterr().err  # transformers' bar, as a user sees it
+    load_wan_components(tiny_dir, device="cpu", quiet=True)
+    assert capfd.readouterr().err == ""
+    assert tlog.is_progress_bar_enabled()  # restored afterwards
+
+
 # ---------- the backend on real canvases ----------
 
 def _box_canvases(n):
@@ -344,3 +394,9 @@ def test_backend_availability_and_device(tiny_dir, monkeypatch):
     for bad in (dict(gen_width=100), dict(steps=0), dict(window=80), dict(overlap=81), dict(shift=0)):
         with pytest.raises(UsageError):
             WanBackend(device="cpu", **bad)
+    nan, inf = float("nan"), float("inf")
+    for bad in (dict(shift=nan), dict(guidance=nan), dict(guidance=inf), dict(lora_scale=nan), dict(blend_ratio=inf)):
+        with pytest.raises(UsageError, match="must be a finite number"):
+            WanBackend(device="cpu", **bad)
+    with pytest.raises(UsageError, match="--device must be cuda, cuda:N or cpu, got 'tpu'"):
+        WanBackend(device="tpu")

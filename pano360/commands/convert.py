@@ -36,10 +36,14 @@ DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="Torch device
 
 
 def wan_kwargs(lora: Optional[Path], lora_scale: float, prompt: str, negative_prompt: str, steps: int, guidance: float,
-               shift: Optional[float], seed: int, gen_width: int, offload: bool) -> dict:
-    """The WanBackend keyword arguments from the command's Wan flags."""
+               shift: Optional[float], seed: int, gen_width: int, offload: bool, quiet: bool = False) -> dict:
+    """The WanBackend keyword arguments from the command's Wan flags, whose numbers are checked up front
+    (a NaN or infinite ``--lora-scale``/``--guidance``/``--shift`` is a usage error before any work)."""
+    from pano360.generate.wan.loading import check_finite
+
+    check_finite(lora_scale=lora_scale, guidance=guidance, shift=shift)
     return dict(lora=str(lora) if lora else None, lora_scale=lora_scale, prompt=prompt, negative_prompt=negative_prompt,
-                steps=steps, guidance=guidance, shift=shift, seed=seed, gen_width=gen_width, offload=offload)
+                steps=steps, guidance=guidance, shift=shift, seed=seed, gen_width=gen_width, offload=offload, quiet=quiet)
 
 
 def command(
@@ -73,13 +77,16 @@ def command(
 ) -> None:
     """Turn a perspective video into a full 360 equirectangular MP4 (Spherical Video V1 + V2)."""
     from pano360.console import count, progress_enabled
+    from pano360.generate.wan.loading import check_device
     from pano360.pipeline.convert import ConvertOptions, convert_video
 
+    check_device(device)
     opts = ConvertOptions(
         backend=backend, width=width, hfov_deg=hfov, trajectory=trajectory, save_trajectory=save_trajectory,
         orientation=orientation, level=level, preview=preview, crf=crf, preset=preset, overwrite=overwrite,
         model=model, device=device,
-        wan=wan_kwargs(lora, lora_scale, prompt, negative_prompt, steps, guidance, shift, seed, gen_width, offload),
+        wan=wan_kwargs(lora, lora_scale, prompt, negative_prompt, steps, guidance, shift, seed, gen_width, offload,
+                       quiet=quiet or json_output),
     )
     result = convert_video(input, output, opts, show_progress=progress_enabled(quiet, json_output), quiet=quiet or json_output)
     if json_output:

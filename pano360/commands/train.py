@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pano360.commands._options import JsonOpt, OverwriteOpt, QuietOpt
+from pano360.commands._options import JsonOpt, QuietOpt
 
 HELP = """Fit the panorama LoRA for Wan2.1 VACE on a folder of 360 videos.
 
@@ -26,7 +26,8 @@ VIDEO.txt beside it if there is one. Each sample films a random clip with a simu
 view back on the ERP canvas as `convert` does, and learns to fill the rest.
 
 Checkpoints (LoRA, optimizer, step, RNG state) and loss.png go to OUT_STEM-checkpoints/ (or
---ckpt-dir); --resume continues one exactly. Several GPUs:
+--ckpt-dir); --resume continues one exactly, with the same model, data and adapter. A new run
+into a folder holding another run's checkpoints needs -y (which replaces them). Several GPUs:
 accelerate launch --multi_gpu --num_processes N -m pano360.cli train DATA_DIR --model DIR --out lora.safetensors
 """
 
@@ -35,9 +36,9 @@ def command(
     data_dir: Annotated[Path, typer.Argument(help="Folder of 360 videos (searched recursively).", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="The LoRA to write (.safetensors).", show_default=False)],
     model: Annotated[str, typer.Option("--model", help="Wan2.1 VACE diffusers folder (or hub id), e.g. Wan-AI/Wan2.1-VACE-1.3B-diffusers.", envvar="PANO360_MODEL")] = "",
-    rank: Annotated[int, typer.Option(help="LoRA rank.")] = 16,
-    alpha: Annotated[float, typer.Option(help="LoRA alpha (scale = alpha / rank).")] = 16.0,
-    targets: Annotated[str, typer.Option(help="Where the LoRA goes: full (attention q,k,v,out + FFN), attn or ffn.")] = "full",
+    rank: Annotated[Optional[int], typer.Option(help="LoRA rank (default 16; a resumed run: its checkpoint's).", show_default=False)] = None,
+    alpha: Annotated[Optional[float], typer.Option(help="LoRA alpha, scale = alpha / rank (default 16; a resumed run: its checkpoint's).", show_default=False)] = None,
+    targets: Annotated[Optional[str], typer.Option(help="Where the LoRA goes: full (attention q,k,v,out + FFN; the default), attn or ffn (a resumed run: its checkpoint's).", show_default=False)] = None,
     steps: Annotated[int, typer.Option(help="Optimizer steps in all (a resumed run continues up to it).")] = 2000,
     lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-4,
     batch: Annotated[int, typer.Option(help="Clips per step per process.")] = 1,
@@ -50,7 +51,7 @@ def command(
     device: Annotated[Optional[str], typer.Option(help="cuda (default), cuda:N or cpu (tests; very slow for real models). Several GPUs: run under `accelerate launch --multi_gpu --num_processes N -m pano360.cli train ...`.")] = None,
     samples: Annotated[Optional[int], typer.Option(help="Size of the cached sample pool (default: one per step, at most 256).")] = None,
     ckpt_dir: Annotated[Optional[Path], typer.Option("--ckpt-dir", help="Where checkpoints go (default OUT_STEM-checkpoints beside --out).")] = None,
-    overwrite: OverwriteOpt = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", "-y", help="Replace OUT if it exists, and another run's checkpoints in the checkpoint folder.")] = False,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:

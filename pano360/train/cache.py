@@ -112,11 +112,16 @@ def build_cache(folder: Path, videos: Sequence[TrainVideo], spec: CacheSpec, key
 
 
 def _atomic_save(obj, path: Path) -> None:
+    """``torch.save`` beside ``path``, renamed into place; a stop while writing leaves no ``.part`` file."""
     import torch
 
     tmp = path.with_suffix(".part")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    try:
+        torch.save(obj, tmp)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def load_cached(folder: Path, index: int) -> dict:

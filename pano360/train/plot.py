@@ -26,7 +26,8 @@ def moving_average(values: Sequence[float], window: int) -> np.ndarray:
 
 
 def plot_loss(losses: Sequence[float], path: str | Path, title: str = "pano360 train") -> Path:
-    """Plot the per-step loss (step 1 first) and its moving average to ``path`` (PNG)."""
+    """Plot the per-step loss (step 1 first) and its moving average to ``path`` (PNG), written beside
+    it and renamed into place (a stop leaves the old curve or the new one)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -45,7 +46,12 @@ def plot_loss(losses: Sequence[float], path: str | Path, title: str = "pano360 t
     ax.legend()
     fig.tight_layout()
     tmp = path.with_name(f".{path.stem}.part.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
+    try:  # a stop (Ctrl-C, SIGTERM) or failure while writing leaves no .part file
+        fig.savefig(tmp)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
     return path

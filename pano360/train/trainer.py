@@ -16,6 +16,7 @@ The loop runs under ``accelerate``: one process on a CPU or a GPU, or several th
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
@@ -26,15 +27,18 @@ import numpy as np
 
 from pano360.console import note
 from pano360.errors import Pano360Error, UsageError
+from pano360.generate.wan.loading import check_device, check_finite
 
 __all__ = ["TARGETS", "TrainConfig", "TrainResult", "lora_targets", "step_loss", "train"]
 
 _ATTN = ("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0", "attn2.to_q", "attn2.to_k", "attn2.to_v", "attn2.to_out.0")
 _FFN = ("ffn.net.0.proj", "ffn.net.2")
 TARGETS = {"full": _ATTN + _FFN, "attn": _ATTN, "ffn": _FFN}
-# Settings a resumed run takes from its checkpoint (they shape the model, the data or the RNG streams).
-_FROM_CHECKPOINT = ("rank", "alpha", "targets", "lr", "batch", "grad_accum", "width", "frames", "seed", "samples",
-                    "weight_decay", "max_grad_norm")
+# Settings a resumed run takes from its checkpoint (they shape the data or the RNG streams); the run's
+# identity (model, data folder, rank, alpha, targets: checkpoint.RUN_KEYS) must match it instead.
+_FROM_CHECKPOINT = ("lr", "batch", "grad_accum", "width", "frames", "seed", "samples", "weight_decay", "max_grad_norm")
+# The adapter's shape when not given: a new run's defaults, a resumed run's from its checkpoint.
+_ADAPTER_DEFAULTS = {"rank": 16, "alpha": 16.0, "targets": "full"}
 
 
 def lora_targets(name: str) -> tuple[str, ...]:
@@ -52,14 +56,16 @@ class TrainConfig:
     ``steps * batch * grad_accum`` processes-wide, at least one per video, at most 256).
     ``gradient_checkpointing`` None means on a GPU only. ``dtype`` of the frozen weights
     ("bfloat16"/"float32"; None: bfloat16 on a GPU, float32 on the CPU; LoRA weights are float32). ``ckpt_dir`` None: beside ``out``
-    (``<stem>-checkpoints``), or the resumed checkpoint's folder."""
+    (``<stem>-checkpoints``), or the resumed checkpoint's folder. ``rank``/``alpha``/``targets`` None:
+    16, 16 and "full" for a new run, the checkpoint's for a resumed one (given ones must match it).
+    ``overwrite`` replaces ``out`` and another run's checkpoints in the checkpoint folder."""
 
     data_dir: Path
     model: str
     out: Path
-    rank: int = 16
-    alpha: float = 16.0
-    targets: str = "full"
+    rank: int | None = None
+    alpha: float | None = None
+    targets: str | None = None
     steps: int = 1000
     lr: float = 1e-4
     batch: int = 1
@@ -87,15 +93,21 @@ class TrainConfig:
         if self.frames < 5 or self.frames % 4 != 1:
             raise UsageError(f"--frames must be 4k+1 and >= 5 (e.g. 81, 49, 17), got {self.frames}")
         for name in ("rank", "steps", "batch", "grad_accum", "save_every"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.alpha <= 0 or self.lr <= 0:
-            raise UsageError(f"--alpha and --lr must be > 0, got {self.alpha} and {self.lr}")
+        check_finite(alpha=self.alpha, lr=self.lr, weight_decay=self.weight_decay, max_grad_norm=self.max_grad_norm)
+        for name in ("alpha", "lr"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise UsageError(f"--{name} must be > 0, got {getattr(self, name)}")
+        if self.weight_decay < 0 or self.max_grad_norm < 0:
+            raise UsageError(f"weight decay and max grad norm must be >= 0, got {self.weight_decay} and {self.max_grad_norm}")
+        check_device(self.device)
         if self.dtype not in (None, "bfloat16", "float32", "float16"):
             raise UsageError(f"dtype must be bfloat16, float16 or float32, got {self.dtype!r}")
         if self.samples is not None and self.samples < 1:
             raise UsageError(f"--samples must be >= 1, got {self.samples}")
-        lora_targets(self.targets)
+        if self.targets is not None:
+            lora_targets(self.targets)
         if Path(self.out).suffix != ".safetensors":
             raise UsageError(f"--out must end in .safetensors, got {Path(self.out).name}")
 
@@ -103,7 +115,7 @@ class TrainConfig:
 @dataclass
 class TrainResult:
     """What a run did: the LoRA file, the step reached, the per-step losses, where the
-    checkpoints and the loss curve are, and the data it used."""
+    checkpoints and the loss curve are, the data it used, and the warnings it gave."""
 
     out: Path
     step: int
@@ -115,6 +127,7 @@ class TrainResult:
     seconds: float
     resumed_from: int = 0
     info: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -174,6 +187,24 @@ def _auto_samples(cfg: TrainConfig, n_videos: int, world: int) -> int:
     return int(min(max(n_videos, cfg.steps * cfg.batch * cfg.grad_accum * world), max(256, n_videos)))
 
 
+def _run_settings(cfg: TrainConfig) -> dict:
+    """What makes checkpoints one run (``checkpoint.RUN_KEYS``); folders as absolute paths (a hub id as it is)."""
+    model = str(cfg.model).strip()
+    if model and Path(model).expanduser().is_dir():
+        model = str(Path(model).expanduser().resolve())
+    return {"model": model, "data_dir": str(Path(cfg.data_dir).expanduser().resolve()),
+            "rank": cfg.rank, "alpha": float(cfg.alpha), "targets": cfg.targets}
+
+
+def _other_checkpoints(root: Path, run: dict, resuming: bool) -> list[Path]:
+    """The checkpoints in ``root`` this run must not mix with: all of them for a new run, those of
+    other settings for a resumed one."""
+    from pano360.train import checkpoint as ck
+
+    found = ck.checkpoints(root) if root.is_dir() else []
+    return [p for p in found if not resuming or ck.run_differences(ck.read_run(p), run)]
+
+
 def _resolve_ckpt_root(cfg: TrainConfig, resume_dir: Path | None) -> Path:
     if cfg.ckpt_dir is not None:
         return Path(cfg.ckpt_dir)
@@ -187,7 +218,9 @@ def train(cfg: TrainConfig, warn: Callable[[str], None] | None = None) -> TrainR
     """Train a panorama LoRA as ``cfg`` says and write it to ``cfg.out``; see the module docstring.
 
     Raises ``Pano360Error``/``UsageError`` with one line for bad settings, an empty data folder, no
-    360 videos, a missing model folder or checkpoint, and out of GPU memory.
+    360 videos, a missing model folder or checkpoint, a damaged checkpoint, a checkpoint of another
+    run (model, data folder, rank, alpha, targets) to resume, another run's checkpoints in the
+    checkpoint folder without ``overwrite``, and out of GPU memory.
     """
     try:
         return _train(cfg, warn)
@@ -224,24 +257,47 @@ def _train(cfg: TrainConfig, warn: Callable[[str], None] | None) -> TrainResult:
     resume_state = ck.load_trainer_state(resume_dir) if resume_dir is not None else None
     if resume_state is not None:
         saved = resume_state["config"]
+        cfg = replace(cfg, **{k: saved[k] for k in _ADAPTER_DEFAULTS if getattr(cfg, k) is None and k in saved})
         changed = [k for k in _FROM_CHECKPOINT if k in saved and saved[k] != getattr(cfg, k) and not (k == "samples" and cfg.samples is None)]
         cfg = replace(cfg, **{k: saved[k] for k in _FROM_CHECKPOINT if k in saved})
         if changed and not cfg.quiet:
             note(f"resuming with the checkpoint's {', '.join(f'{k}={saved[k]}' for k in changed)}")
         if cfg.steps <= resume_state["step"]:
             raise UsageError(f"--steps {cfg.steps} is not past the checkpoint's step {resume_state['step']}")
+    cfg = replace(cfg, **{k: v for k, v in _ADAPTER_DEFAULTS.items() if getattr(cfg, k) is None})
     if cfg.device != "cpu" and not torch.cuda.is_available():
         raise Pano360Error("training needs a CUDA GPU and none was found; pass --device cpu to train on the CPU "
                            "(tiny models and tests only)")
     if not Path(cfg.data_dir).is_dir():
         raise Pano360Error(f"training data folder not found: {cfg.data_dir}")
+    run = _run_settings(cfg)
+    if resume_dir is not None:
+        diffs = ck.run_differences(ck.read_run(resume_dir, resume_state), run)
+        if diffs:
+            raise UsageError(f"checkpoint {resume_dir} is of another run: {'; '.join(diffs)}; resume it with its settings, "
+                             "or start a new run without --resume")
     out = check_output_path(cfg.out, cfg.overwrite, (cfg.data_dir,))
+    ckpt_root = _resolve_ckpt_root(cfg, resume_dir)
+    stale = _other_checkpoints(ckpt_root, run, resume_dir is not None)  # replaced at the first checkpoint (-y)
+    if stale and not cfg.overwrite:
+        if resume_dir is None:
+            raise UsageError(f"checkpoint folder {ckpt_root} already holds a run's checkpoints (up to {stale[-1].name}): "
+                             f"--resume {ckpt_root} continues it, -y/--overwrite replaces them, or use another --ckpt-dir")
+        why = "; ".join(ck.run_differences(ck.read_run(stale[-1]), run))
+        raise UsageError(f"checkpoint folder {ckpt_root} holds another run's checkpoints ({stale[-1].name}: {why}): "
+                         "-y/--overwrite replaces them, or use another --ckpt-dir")
     # We place the model ourselves: one process honours --device cuda:N, several use their local GPU.
     accelerator = Accelerator(cpu=(cfg.device == "cpu"), device_placement=False)
     main = accelerator.is_main_process
     rank, world = accelerator.process_index, accelerator.num_processes
     say = (lambda m: note(m, cfg.quiet)) if main else (lambda m: None)
-    warn = (warn or say) if main else (lambda m: None)
+    warnings: list[str] = []  # for TrainResult (--json)
+    show_warning = (warn or say) if main else (lambda m: None)
+
+    def warn(message: str) -> None:
+        warnings.append(message)
+        show_warning(message)
+
     videos = find_videos(cfg.data_dir, warn=warn)
     short = [v.path.name for v in videos if v.frame_count < cfg.frames]
     if short:
@@ -251,13 +307,13 @@ def _train(cfg: TrainConfig, warn: Callable[[str], None] | None) -> TrainResult:
     n_samples = cfg.samples if cfg.samples is not None else _auto_samples(cfg, len(videos), world)
     cfg = replace(cfg, samples=n_samples)
     dev = accelerator.device if world > 1 else resolve_device(cfg.device)
-    comps = load_wan_components(folder, device="cpu" if dev.type == "cpu" else str(dev), dtype=getattr(torch, cfg.dtype) if cfg.dtype else None)
+    comps = load_wan_components(folder, device="cpu" if dev.type == "cpu" else str(dev),
+                                dtype=getattr(torch, cfg.dtype) if cfg.dtype else None, quiet=cfg.quiet)
     dtype = comps.dtype
     say(f"training a rank-{cfg.rank} '{cfg.targets}' LoRA on {len(videos)} video(s), {n_samples} cached samples, "
         f"{cfg.width}x{cfg.width // 2} x {cfg.frames} frames, {world} process(es) on {comps.device}")
 
     # 2. Sample cache: latents and prompt embeddings, made once
-    ckpt_root = _resolve_ckpt_root(cfg, resume_dir)
     ckpt_root.mkdir(parents=True, exist_ok=True)
     cache_dir = ckpt_root / "cache"
     spec = cache_mod.CacheSpec(cfg.width, cfg.frames, n_samples, cfg.seed)
@@ -284,7 +340,7 @@ def _train(cfg: TrainConfig, warn: Callable[[str], None] | None) -> TrainResult:
 
     # 3. LoRA on the frozen transformer
     transformer.requires_grad_(False)
-    add_lora(transformer, rank=cfg.rank, alpha=cfg.alpha, targets=lora_targets(cfg.targets))
+    add_lora(transformer, rank=cfg.rank, alpha=cfg.alpha, targets=lora_targets(cfg.targets), seed=cfg.seed)
     for p in _trainable(transformer):
         p.data = p.data.float()
     if cfg.gradient_checkpointing if cfg.gradient_checkpointing is not None else transformer.device.type == "cuda":
@@ -300,15 +356,19 @@ def _train(cfg: TrainConfig, warn: Callable[[str], None] | None) -> TrainResult:
         for name, t in resume_state["lora"].items():
             if name not in named:
                 raise Pano360Error(f"checkpoint {resume_dir} does not fit this model (no parameter {name})")
+            if not torch.is_tensor(t) or named[name].shape != t.shape:
+                raise Pano360Error(f"checkpoint {resume_dir} does not fit this model ({name} is "
+                                   f"{tuple(getattr(t, 'shape', ()))}, the model's {tuple(named[name].shape)})")
             named[name].data.copy_(t)
-        optimizer.load_state_dict(resume_state["optimizer"])
-        step, losses = int(resume_state["step"]), list(resume_state["losses"])
-        rng_file = resume_dir / f"rng-{rank}.pt"
-        if not rng_file.is_file():
-            raise Pano360Error(f"checkpoint {resume_dir} has no RNG state for process {rank} (trained with fewer processes?)")
-        rng = torch.load(rng_file, weights_only=False)
-        pick_rng.bit_generator.state = rng["numpy"]
-        gen.set_state(rng["torch"])
+        rng = ck.load_rng_state(resume_dir, rank)
+        try:
+            optimizer.load_state_dict(resume_state["optimizer"])
+            step, losses = int(resume_state["step"]), [float(v) for v in resume_state["losses"]]
+            pick_rng.bit_generator.state = rng["numpy"]
+            gen.set_state(rng["torch"])
+        except (ValueError, TypeError, KeyError, RuntimeError) as exc:
+            raise Pano360Error(f"checkpoint {resume_dir} is damaged or of another trainer: {type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0][:200] if str(exc) else ''}") from exc
         say(f"resuming from {resume_dir} at step {step}")
     model, optimizer = accelerator.prepare(transformer, optimizer)
     row_w = torch.from_numpy(latitude_weights(cfg.width // 2 // 8))
@@ -318,20 +378,31 @@ def _train(cfg: TrainConfig, warn: Callable[[str], None] | None) -> TrainResult:
         final = ck.step_dir(ckpt_root, step)
         tmp = final.with_name(final.name + ".part")
         accelerator.wait_for_everyone()
-        if main:
-            tmp.mkdir(parents=True, exist_ok=True)
-        accelerator.wait_for_everyone()
-        torch.save({"numpy": pick_rng.bit_generator.state, "torch": gen.get_state()}, tmp / f"rng-{rank}.pt")
-        accelerator.wait_for_everyone()
-        if main:
-            inner = accelerator.unwrap_model(model)
-            save_lora(inner, tmp / "lora.safetensors")
-            ck.save_trainer_state(tmp, {
-                "step": step, "losses": losses, "lora": _lora_tensors(inner),
-                "optimizer": optimizer.state_dict(), "config": _jsonable_config(cfg), "cache_key": key,
-            })
-            ck.finish_checkpoint(tmp, final)
-            plot_loss(losses, ckpt_root / "loss.png")
+        try:  # a stop (Ctrl-C, SIGTERM) or failure while writing leaves no step-N.part folder
+            if main:
+                # -y: another run's checkpoints go when this run has one to replace them; and what a killed
+                # run left half-written.
+                for old in [*stale, *ckpt_root.glob("step-*.part")]:
+                    shutil.rmtree(old, ignore_errors=True)
+                stale.clear()
+                tmp.mkdir(parents=True)
+            accelerator.wait_for_everyone()
+            torch.save({"numpy": pick_rng.bit_generator.state, "torch": gen.get_state()}, tmp / f"rng-{rank}.pt")
+            accelerator.wait_for_everyone()
+            if main:
+                inner = accelerator.unwrap_model(model)
+                save_lora(inner, tmp / "lora.safetensors")
+                ck.save_trainer_state(tmp, {
+                    "step": step, "losses": losses, "lora": _lora_tensors(inner),
+                    "optimizer": optimizer.state_dict(), "config": _jsonable_config(cfg), "cache_key": key,
+                })
+                ck.save_run(tmp, run)
+                ck.finish_checkpoint(tmp, final)
+                plot_loss(losses, ckpt_root / "loss.png")
+        except BaseException:
+            if main:
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise
         accelerator.wait_for_everyone()
         return final
 
@@ -380,6 +451,7 @@ def _train(cfg: TrainConfig, warn: Callable[[str], None] | None) -> TrainResult:
         videos=len(videos), samples=n_samples, seconds=round(time.perf_counter() - t_start, 3), resumed_from=start_step,
         info={"processes": world, "main_process": main, "device": str(dev), "shift": shift,
               "mean_step_s": round(float(np.mean(step_times)), 4) if step_times else None},
+        warnings=warnings,
     )
 
 

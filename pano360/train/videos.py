@@ -16,11 +16,11 @@ import cv2
 import numpy as np
 
 from pano360.errors import Pano360Error
+from pano360.io.folders import VIDEO_SUFFIXES, walk_files
 from pano360.io.stereo import split_eye
 
 __all__ = ["VIDEO_SUFFIXES", "TrainVideo", "find_videos", "read_erp_clip"]
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")
 _ASPECT_TOL = 0.02
 
 
@@ -71,7 +71,7 @@ def _classify(path: Path) -> tuple[TrainVideo | None, str]:
 
 
 def find_videos(data_dir: str | Path, warn=None) -> list[TrainVideo]:
-    """Every usable 360 video under ``data_dir`` (recursively, sorted by path).
+    """Every usable 360 video under ``data_dir`` (recursively, symlinked folders too, sorted by path).
 
     ``warn(message)`` is called once per skipped video. Raises ``Pano360Error`` when the folder is
     missing, holds no video files, or none of them is a usable 360 video.
@@ -79,7 +79,7 @@ def find_videos(data_dir: str | Path, warn=None) -> list[TrainVideo]:
     root = Path(data_dir)
     if not root.is_dir():
         raise Pano360Error(f"training data folder not found: {root}")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    files = sorted(p for p in walk_files(root) if p.suffix.lower() in VIDEO_SUFFIXES)
     if not files:
         raise Pano360Error(f"no video files in {root} (looked for {', '.join(VIDEO_SUFFIXES)})")
     found, skipped = [], []

@@ -18,6 +18,7 @@ import numpy as np
 
 from pano360.canvas import Canvas
 from pano360.errors import Pano360Error, UsageError
+from pano360.generate.wan.loading import check_device, check_finite
 from pano360.generate.wan.windows import check_window, round_up_4k1
 
 __all__ = ["MODEL_ENV", "WanBackend", "wan_available"]
@@ -75,6 +76,7 @@ class WanBackend:
     blended decoding (W/ratio, 0 = plain decode). ``scheduler``: ``"euler"`` or ``"unipc"``.
     ``components``: already loaded ``WanComponents`` (tests; skips loading). ``progress``: optional
     ``callable(frames_done, steps_done_in_window, steps)`` called after every denoising step.
+    ``quiet``: no library progress bars while loading (``-q``, ``--json``).
     """
 
     name = "wan"
@@ -102,7 +104,10 @@ class WanBackend:
         rotate: bool = True,
         components=None,
         progress=None,
+        quiet: bool = False,
     ):
+        check_finite(lora_scale=lora_scale, guidance=guidance, shift=shift, blend_ratio=blend_ratio)
+        check_device(device)
         if gen_width < 64 or gen_width % 32:
             raise UsageError(f"--gen-width must be a multiple of 32 and >= 64 (height = width / 2), got {gen_width}")
         if steps < 1:
@@ -129,7 +134,7 @@ class WanBackend:
             name = _model_arg(model)
             if not name:
                 raise UsageError(f"the Wan backend needs --model DIR|HUB_ID (or {MODEL_ENV})")
-            components = load_wan_components(name, device=device, dtype=dtype, offload=offload)
+            components = load_wan_components(name, device=device, dtype=dtype, offload=offload, quiet=quiet)
         self.components = components
         self.lora_tensors = 0
         if lora:

@@ -8,27 +8,34 @@ local Hugging Face cache, downloading only when not offline), check its layout, 
 from __future__ import annotations
 
 import json
+import math
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from pano360.errors import Pano360Error
+from pano360.errors import Pano360Error, UsageError
 
 __all__ = [
     "COMPONENTS",
     "OOM_HINT",
     "WanComponents",
+    "check_device",
+    "check_finite",
     "check_model_folder",
+    "read_config",
     "resolve_device",
     "resolve_dtype",
     "resolve_model_folder",
     "load_wan_components",
     "out_of_memory",
+    "quiet_progress",
 ]
 
 COMPONENTS = ("tokenizer", "text_encoder", "vae", "transformer", "scheduler")
 OOM_HINT = "try --offload (model CPU offload) or a smaller --gen-width (e.g. 768 or 512)"
+_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
 @dataclass
@@ -67,6 +74,34 @@ class WanComponents:
                 torch.cuda.empty_cache()
 
 
+@contextmanager
+def quiet_progress(quiet: bool = True) -> Iterator[None]:
+    """Hide transformers', diffusers' and huggingface_hub's tqdm bars ("Loading weights", "Fetching
+    files") for the time of the block when ``quiet``; their settings are restored afterwards."""
+    if not quiet:
+        yield
+        return
+    import diffusers.utils.logging as dlog
+    import huggingface_hub.utils as hub
+    import transformers.utils.logging as tlog
+
+    before = (tlog.is_progress_bar_enabled(), dlog.is_progress_bar_enabled(), hub.are_progress_bars_disabled())
+    tlog.disable_progress_bar()
+    dlog.disable_progress_bar()
+    hub.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if before[0]:
+            tlog.enable_progress_bar()  # (enables huggingface_hub's too)
+        if before[1]:
+            dlog.enable_progress_bar()
+        if before[2]:
+            hub.disable_progress_bars()
+        elif hub.are_progress_bars_disabled():
+            hub.enable_progress_bars()
+
+
 def out_of_memory(exc: BaseException) -> bool:
     """Whether ``exc`` is a (CUDA) out-of-memory error."""
     import torch
@@ -74,10 +109,38 @@ def out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
+def check_device(device: str | None) -> None:
+    """Raise UsageError unless ``device`` (the ``--device`` flag) is None, ``cuda``, ``cuda:N`` or ``cpu``.
+
+    >>> check_device("tpu")
+    Traceback (most recent call last):
+    ...
+    pano360.errors.UsageError: --device must be cuda, cuda:N or cpu, got 'tpu'
+    """
+    if device is not None and not _DEVICE.match(str(device)):
+        raise UsageError(f"--device must be cuda, cuda:N or cpu, got {device!r}")
+
+
+def check_finite(**flags: float | None) -> None:
+    """Raise UsageError unless every given number is finite: ``--lr nan`` or ``--guidance inf`` pass
+    every ``x <= 0`` check. Keyword names are the flags' (``lora_scale`` is ``--lora-scale``); None is skipped.
+
+    >>> check_finite(guidance=5.0, shift=None)
+    >>> check_finite(lora_scale=float("nan"))
+    Traceback (most recent call last):
+    ...
+    pano360.errors.UsageError: --lora-scale must be a finite number, got nan
+    """
+    for name, value in flags.items():
+        if value is not None and not math.isfinite(value):
+            raise UsageError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+
+
 def resolve_device(device: str | None):
     """``torch.device`` to run on: ``cuda`` when present; the CPU only when asked for by name."""
     import torch
 
+    check_device(device)
     if device is None or str(device).startswith("cuda"):
         if not torch.cuda.is_available():
             raise Pano360Error(
@@ -85,9 +148,7 @@ def resolve_device(device: str | None):
                 "CPU (very slow), or use --backend mosaic"
             )
         return torch.device(device or "cuda")
-    if str(device) == "cpu":
-        return torch.device("cpu")
-    raise Pano360Error(f"unknown --device {device!r}: use cuda, cuda:N or cpu")
+    return torch.device("cpu")
 
 
 def resolve_model_folder(model: str | Path, local_only: bool = False) -> Path:
@@ -118,6 +179,19 @@ def resolve_model_folder(model: str | Path, local_only: bool = False) -> Path:
         raise Pano360Error(f"model {text!r} not found {where}: {type(exc).__name__}") from exc
 
 
+def read_config(path: Path) -> dict:
+    """A component's JSON config (``transformer/config.json``, ``scheduler/scheduler_config.json``) as a
+    dict; raises ``Pano360Error`` naming the file when it is unreadable, not JSON or not an object."""
+    try:
+        cfg = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        why = f"not valid JSON ({exc})" if isinstance(exc, ValueError) else f"unreadable ({exc})"
+        raise Pano360Error(f"broken model config {path}: {why}".splitlines()[0]) from None
+    if not isinstance(cfg, dict):
+        raise Pano360Error(f"broken model config {path}: a JSON object was expected, found {type(cfg).__name__}")
+    return cfg
+
+
 def check_model_folder(folder: Path) -> dict:
     """Check that ``folder`` is a complete diffusers Wan2.1 VACE folder; return the transformer config."""
     if not (folder / "model_index.json").is_file():
@@ -129,7 +203,7 @@ def check_model_folder(folder: Path) -> dict:
     cfg_path = folder / "transformer" / "config.json"
     if not cfg_path.is_file():
         raise Pano360Error(f"model folder {folder} is incomplete: transformer/config.json is missing")
-    cfg = json.loads(cfg_path.read_text())
+    cfg = read_config(cfg_path)
     cls = cfg.get("_class_name", "?")
     if cls != "WanVACETransformer3DModel" or not cfg.get("vace_layers"):
         raise Pano360Error(
@@ -159,12 +233,14 @@ def resolve_dtype(dtype, device):
     return getattr(torch, name)
 
 
-def load_wan_components(model: str | Path, device: str | None = None, dtype=None, offload: bool = False) -> WanComponents:
+def load_wan_components(model: str | Path, device: str | None = None, dtype=None, offload: bool = False,
+                        quiet: bool = False) -> WanComponents:
     """Load a Wan2.1 VACE model (folder or hub id) onto ``device``; see the module docstring.
 
     ``dtype`` defaults to bfloat16 on a GPU and float32 on the CPU. With ``offload`` the weights stay
-    on the CPU until used. Raises ``Pano360Error`` for a missing/incomplete folder, a model that is
-    not VACE, no GPU without ``device="cpu"``, and out of GPU memory (with the flags that help).
+    on the CPU until used; with ``quiet`` the libraries draw no progress bars (``-q``, ``--json``).
+    Raises ``Pano360Error`` for a missing/incomplete folder, a broken config (named), a model that
+    is not VACE, no GPU without ``device="cpu"``, and out of GPU memory (with the flags that help).
     """
     import diffusers
     import torch
@@ -172,20 +248,32 @@ def load_wan_components(model: str | Path, device: str | None = None, dtype=None
 
     dev = resolve_device(device)
     dtype = resolve_dtype(dtype, dev)
-    folder = resolve_model_folder(model)
+    with quiet_progress(quiet):
+        folder = resolve_model_folder(model)
     check_model_folder(folder)
-    sched_cfg = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
-    sched_cls = getattr(diffusers, sched_cfg.get("_class_name", "FlowMatchEulerDiscreteScheduler"), None)
+    sched_cfg = read_config(folder / "scheduler" / "scheduler_config.json")
+    sched_cls = getattr(diffusers, str(sched_cfg.get("_class_name", "FlowMatchEulerDiscreteScheduler")), None)
     if sched_cls is None:
         raise Pano360Error(f"unknown scheduler {sched_cfg.get('_class_name')!r} in {folder}/scheduler")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
-        text_encoder = UMT5EncoderModel.from_pretrained(folder / "text_encoder", dtype=dtype).eval()
-        vae = diffusers.AutoencoderKLWan.from_pretrained(folder / "vae", torch_dtype=torch.float32).eval()
-        transformer = diffusers.WanVACETransformer3DModel.from_pretrained(folder / "transformer", torch_dtype=dtype).eval()
-        scheduler = sched_cls.from_pretrained(folder / "scheduler")
-    except (OSError, ValueError, KeyError) as exc:
-        raise Pano360Error(f"could not load the Wan model in {folder}: {exc}".splitlines()[0]) from exc
+    loaders = {
+        "tokenizer": lambda p: AutoTokenizer.from_pretrained(p),
+        "text_encoder": lambda p: UMT5EncoderModel.from_pretrained(p, dtype=dtype).eval(),
+        "vae": lambda p: diffusers.AutoencoderKLWan.from_pretrained(p, torch_dtype=torch.float32).eval(),
+        "transformer": lambda p: diffusers.WanVACETransformer3DModel.from_pretrained(p, torch_dtype=dtype).eval(),
+        "scheduler": lambda p: sched_cls.from_pretrained(p),
+    }
+    parts = {}
+    with quiet_progress(quiet):
+        for name, load in loaders.items():
+            try:
+                parts[name] = load(folder / name)
+            except Exception as exc:  # broken configs and weights raise many types; name the part
+                if isinstance(exc, MemoryError) or out_of_memory(exc):
+                    raise
+                why = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise Pano360Error(f"could not load the Wan model's {name} from {folder / name}: "
+                                   f"{type(exc).__name__}: {why[:300]}") from exc
+    tokenizer, text_encoder, vae, transformer, scheduler = (parts[n] for n in COMPONENTS)
     for module in (text_encoder, vae, transformer):
         module.requires_grad_(False)
     comps = WanComponents(tokenizer, text_encoder, vae, transformer, scheduler, dev, dtype, offload, folder)

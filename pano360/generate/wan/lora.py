@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from pano360.errors import Pano360Error
 
@@ -101,7 +102,8 @@ def read_lora(path: str | Path) -> tuple[dict, dict | None]:
     except Pano360Error:
         raise
     except Exception as exc:
-        raise Pano360Error(f"could not read LoRA {path}: {type(exc).__name__}: {_first_line(exc)}") from exc
+        raise Pano360Error(f"could not read LoRA {path} (not a safetensors file, or corrupt or truncated): "
+                           f"{type(exc).__name__}: {_first_line(exc)}") from exc
     if not sd:
         raise Pano360Error(f"LoRA {path} holds no tensors")
     return sd, meta
@@ -116,6 +118,56 @@ def count_lora_tensors(transformer: Any, adapter_name: str) -> int:
     """How many LoRA A/B weight tensors of ``adapter_name`` the transformer holds."""
     tag_a, tag_b = f".lora_A.{adapter_name}.", f".lora_B.{adapter_name}."
     return sum(1 for name, _ in transformer.named_parameters() if tag_a in name or tag_b in name)
+
+
+_LORA_KEY = re.compile(r"^transformer\.(.+)\.lora_([AB])\.weight$")
+
+
+def _check_fit(transformer: Any, sd: dict, where: str) -> None:
+    """Refuse, in one line, a LoRA whose A/B pairs are incomplete or whose shapes do not fit the
+    transformer's layers (one made for another model: diffusers would print every mismatch).
+
+    ``lora_A`` is ``(rank, in_features)`` and ``lora_B`` ``(out_features, rank)``; modules the
+    transformer does not have are left to the injected count (a partial match is a note).
+    """
+    modules = dict(transformer.named_modules())
+    pairs: dict[str, set] = {}
+    bad, example = 0, ""
+    for key, t in sd.items():
+        m = _LORA_KEY.match(key)
+        if m is None:
+            continue
+        name, ab = m.groups()
+        pairs.setdefault(name, set()).add(ab)
+        layer = modules.get(name)
+        if layer is None or not hasattr(layer, "in_features"):
+            continue
+        want = layer.in_features if ab == "A" else layer.out_features
+        if t.ndim != 2 or t.shape[1 if ab == "A" else 0] != want:
+            bad += 1
+            example = example or (f"{name}.lora_{ab} is {tuple(t.shape)}, the model's layer is "
+                                  f"{layer.in_features} -> {layer.out_features}")
+    lone = sorted(n for n, ab in pairs.items() if len(ab) == 1)
+    if lone:
+        missing = "lora_B" if pairs[lone[0]] == {"A"} else "lora_A"
+        raise Pano360Error(f"LoRA {where} is incomplete: {len(lone)} of its {len(pairs)} modules lack a weight "
+                           f"(e.g. {lone[0]} has no {missing})")
+    if bad:
+        raise Pano360Error(f"LoRA {where} was made for another model: {bad} of its {2 * len(pairs)} tensors do not fit "
+                           f"this transformer (e.g. {example})")
+
+
+@contextmanager
+def _diffusers_logs_off() -> Iterator[None]:
+    """diffusers' log messages below CRITICAL hidden for the time of the block (restored after)."""
+    from diffusers.utils import logging as dlog
+
+    level = dlog.get_verbosity()
+    dlog.set_verbosity(dlog.CRITICAL)
+    try:
+        yield
+    finally:
+        dlog.set_verbosity(level)
 
 
 def inject_lora(transformer: Any, lora: str | Path | dict, scale: float = 1.0, adapter_name: str = "pano360") -> int:
@@ -133,10 +185,12 @@ def inject_lora(transformer: Any, lora: str | Path | dict, scale: float = 1.0, a
     if not ours:
         example = next(iter(sd))
         raise Pano360Error(f"LoRA {where}: none of its {len(sd)} tensors fit the Wan transformer (keys like {example!r}); {_FORMATS}")
+    _check_fit(transformer, ours, where)
     if adapter_name in getattr(transformer, "peft_config", {}):
         transformer.delete_adapters(adapter_name)
     try:
-        transformer.load_lora_adapter(ours, adapter_name=adapter_name, prefix="transformer", metadata=meta)
+        with _diffusers_logs_off():  # it logs the whole failure (one line per tensor) before raising
+            transformer.load_lora_adapter(ours, adapter_name=adapter_name, prefix="transformer", metadata=meta)
     except Exception as exc:
         raise Pano360Error(f"could not inject LoRA {where}: {type(exc).__name__}: {_first_line(exc)}") from exc
     injected = count_lora_tensors(transformer, adapter_name)
@@ -156,12 +210,22 @@ def add_lora(
     alpha: float | None = None,
     targets: tuple[str, ...] = PANOLORA_TARGETS,
     adapter_name: str = "default",
+    seed: int | None = None,
 ):
-    """Add a fresh trainable LoRA (peft, B = 0 so the model is unchanged) and return its ``LoraConfig``."""
+    """Add a fresh trainable LoRA (peft, B = 0 so the model is unchanged) and return its ``LoraConfig``.
+
+    peft draws ``lora_A`` (Kaiming uniform) from torch's global CPU generator (the layers are made on
+    the CPU, then moved). With ``seed`` they are drawn from a generator seeded with it, so the same
+    seed gives the same adapter, and the global generator is left as it was.
+    """
+    import torch
     from peft import LoraConfig
 
     config = LoraConfig(r=rank, lora_alpha=alpha if alpha is not None else rank, init_lora_weights=True, target_modules=list(targets))
-    transformer.add_adapter(config, adapter_name=adapter_name)
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.random.default_generator.manual_seed(int(seed))
+        transformer.add_adapter(config, adapter_name=adapter_name)
     return config
 
 
