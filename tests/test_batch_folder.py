@@ -120,8 +120,10 @@ def test_unreachable_ray_cluster_is_one_line_and_leaves_no_folder(folder, capsys
     err = capsys.readouterr().err
     assert rc == 1 and err.strip() == f"Error: cannot reach the Ray cluster at 127.0.0.1:{port}: Connection refused"
     assert not out.exists()  # the folder the run made is taken away again
-    assert main(["batch", str(folder / "in"), str(out / "x" / "y"), *ARGS, "--ray-address", "a:b:c", "-q"]) == 1
-    assert "not a Ray address" in capsys.readouterr().err and not out.exists()  # parents made too
+    for bad in ("a:b:c", "garbage", "http://head:8265", "localhost:abc"):  # usage errors, before any folder is made
+        assert main(["batch", str(folder / "in"), str(out / "x" / "y"), *ARGS, "--ray-address", bad, "-q"]) == 2
+        assert capsys.readouterr().err.strip() == (f"Error: not a Ray address: {bad!r} "
+                                                   "(expected host:port or ray://host:port)") and not out.exists()
 
 
 def test_warnings_of_a_job_go_to_the_report(tmp_path, capsys):

@@ -21,12 +21,21 @@ from pano360.commands.convert import (BackendOpt, CrfOpt, DeviceOpt, GenWidthOpt
 def _output_folder(out_dir: Path) -> Iterator[None]:
     """Make the output folder; take it away again when the run fails before anything is in it
     (an unreachable Ray cluster, a bad --report) and the run made it."""
+    import os
+
+    from pano360.errors import Pano360Error, UsageError
+
     made = []  # the folders this run creates, deepest first
     folder = out_dir.absolute()
     while not folder.exists():
         made.append(folder)
         folder = folder.parent
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise Pano360Error(f"cannot make the output folder {out_dir}: {exc.strerror or exc}") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise UsageError(f"output folder is not writable: {out_dir}")
     try:
         yield
     except BaseException:
@@ -41,7 +50,7 @@ def command(
     in_dir: Annotated[Path, typer.Argument(help="Folder of input videos (searched recursively).")],
     out_dir: Annotated[Path, typer.Argument(help="Output folder; the input folder's structure is mirrored.")],
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Conversions at once (worker processes).")] = 1,
-    glob: Annotated[Optional[str], typer.Option("--glob", help="Only inputs matching this pattern (e.g. '*.mov', 'trip/**/*.mp4').")] = None,
+    glob: Annotated[Optional[str], typer.Option("--glob", help="Only the videos matching this pattern, case-insensitive (e.g. '*.mov', 'trip/**/*.{mp4,mov}').")] = None,
     ray: Annotated[bool, typer.Option("--ray", help="Run the jobs as Ray tasks (a local Ray unless --ray-address or RAY_ADDRESS).")] = False,
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster address for --ray (e.g. ray://head:10001).")] = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Where to write the JSON report (default OUT_DIR/batch_report.json).")] = None,
@@ -70,26 +79,46 @@ def command(
 ) -> None:
     """Convert every video under IN_DIR to a 360 MP4 under OUT_DIR; finished outputs are skipped,
     a failed file does not stop the rest, and the exit code is 1 if any file failed."""
+    import os
+
     from pano360.batch import discover_jobs, run_batch
-    from pano360.batch.run import write_report
+    from pano360.batch.run import check_ray_address, write_report
     from pano360.console import note, stderr
     from pano360.errors import Pano360Error, UsageError
-    from pano360.generate.select import choose_backend
+    from pano360.generate.select import BACKENDS, MODEL_ENV, choose_backend
     from pano360.io.atomic import check_output_path
     from pano360.io.writer import check_encoder_settings
     from pano360.pipeline.convert import check_width
+    from pano360.pipeline.orient import ORIENTATIONS
     from pano360.project.camera import check_clip_hfov
 
     if jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {jobs}")
     if ray_address and not ray:
         ray = True
+    # Flags that every job would reject fail here, once, before any work.
     check_width(width)
     check_encoder_settings("h264", crf, preset)
-    check_clip_hfov(hfov)  # as convert's, before any work
-    found = discover_jobs(in_dir, out_dir, glob)
+    check_clip_hfov(hfov)
+    if orientation not in ORIENTATIONS:
+        raise UsageError(f"--orientation must be one of {', '.join(ORIENTATIONS)}, got {orientation!r}")
+    if backend not in BACKENDS:
+        raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    model = model or os.environ.get(MODEL_ENV) or None  # passed on: Ray workers may not have the variable
+    if backend == "wan" and not model:
+        raise UsageError(f"the Wan backend needs --model DIR|HUB_ID (or {MODEL_ENV})")
+    if ray_address:
+        try:
+            check_ray_address(ray_address)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    notes: list[str] = []
+    found = discover_jobs(in_dir, out_dir, glob, notes)
     if not found:
-        raise Pano360Error(f"no videos found under {in_dir}" + (f" matching {glob!r}" if glob else ""))
+        raise Pano360Error(f"no videos found under {in_dir}" + (f" matching {glob!r}" if glob else "")
+                           + (f" ({notes[-1]})" if notes else ""))
+    for line in notes:
+        note(f"warning: {line}")
     with _output_folder(out_dir):
         if report is not None:  # checked before any work; a report is rewritten by each run
             check_output_path(report, True, tuple(j.input for j in found), (".json",), what="--report",
@@ -99,7 +128,7 @@ def command(
         note(f"batch: {len(found)} video{'s' if len(found) != 1 else ''}, backend {name} ({reason})" + (", on Ray" if ray else f", {jobs} at a time"), not loud)
         opts = dict(backend=name, width=width, hfov_deg=hfov, orientation=orientation, level=level, crf=crf, preset=preset,
                     model=model, device=device,
-                    wan=wan_kwargs(lora, lora_scale, prompt, negative_prompt, steps, guidance, shift, seed, gen_width, offload))
+                    wan=wan_kwargs(lora, lora_scale, prompt, negative_prompt, steps, guidance, shift, seed, gen_width, offload, quiet=True))
 
         def progress(job, rec) -> None:
             if not loud:  # -q or --json: a job's warnings still show, as convert's do
@@ -107,7 +136,8 @@ def command(
                     note(f"warning: {job.rel}: {w}")
             if loud:
                 mark = {"done": "[green]done[/]", "skipped": "[dim]skipped[/]", "failed": "[red]FAILED[/]"}[rec["status"]]
-                extra = f": {rec['error']}" if rec["error"] else (f" ({rec['seconds']:.1f} s)" if rec["status"] == "done" else "")
+                extra = (f": {rec['error'] or rec['note']}" if rec["error"] or rec["note"]
+                         else f" ({rec['seconds']:.1f} s)" if rec["status"] == "done" else "")
                 for w in rec.get("warnings") or ():
                     extra += f"\n  warning: {w}"
                 stderr.print(f"{mark} {escape(f'{job.rel}{extra}')}", markup=True, highlight=False, soft_wrap=True)
@@ -116,7 +146,7 @@ def command(
         records = run_batch(found, opts, n_jobs=jobs, ray_address=ray_address, use_ray=ray, on_done=progress,
                             redo=redo)
     report_path = report or (out_dir / "batch_report.json")
-    rep = write_report(report_path, records, opts, time.perf_counter() - t0)
+    rep = write_report(report_path, records, opts, time.perf_counter() - t0, notes)
     s = rep["summary"]
     if json_output:
         typer.echo(json.dumps({**rep, "report": str(report_path)}))
@@ -130,11 +160,14 @@ def command(
             for r in records:
                 colour = {"done": "green", "skipped": "dim", "failed": "red"}[r["status"]]
                 table.add_row(escape(str(Path(r["input"]).relative_to(in_dir))), f"[{colour}]{r['status']}[/]",
-                              f"{r['seconds']:.1f}", escape(r["error"] or r["output"]))
+                              f"{r['seconds']:.1f}", escape(r["error"] or r["note"] or r["output"]))
             stderr.print(table)
-        hint = " (their outputs were there already; -y converts them again)" if s["skipped"] else ""
+        n_360 = sum(r["note"] is not None for r in records if r["status"] == "skipped")
+        why = ([f"{n_360} already 360"] if n_360 else []) + (
+            ["their outputs were there already; -y converts them again"] if s["skipped"] > n_360 else [])
+        hint = f" ({'; '.join(why)})" if why else ""
         typer.echo(f"{s['done']} converted, {s['skipped']} skipped{hint}, {s['failed']} failed; report: {report_path}")
     if s["failed"]:
         first = next(r for r in records if r["status"] == "failed")
-        raise Pano360Error(f"{s['failed']} of {s['total']} videos failed (first: {Path(first['input']).name}: "
+        raise Pano360Error(f"{s['failed']} of {s['total']} videos failed (first: {Path(first['input']).relative_to(in_dir)}: "
                            f"{first['error'].splitlines()[0]}); see {report_path}")
