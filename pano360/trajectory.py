@@ -142,6 +142,15 @@ class Trajectory:
         with atomic_output(path, overwrite=True) as tmp, open(tmp, "w") as fp:
             self.write_json(fp)
 
+    def check_flat(self, what: str) -> None:
+        """Raise Pano360Error unless this is the trajectory of a flat clip (``hfov_deg`` from 1 to 179):
+        ``convert --trajectory`` and ``reframe --follow`` need one, not a 360 video's (stabilize's
+        files have ``hfov_deg`` 360). ``what`` names the file in the message."""
+        if self.hfov_deg >= 180.0:
+            raise Pano360Error(f"{what} is a 360 video's trajectory (hfov_deg {self.hfov_deg:g}), not a flat clip's")
+        if not 1.0 <= self.hfov_deg <= 179.0:
+            raise Pano360Error(f"{what}: hfov_deg {self.hfov_deg:g} is no flat clip's field of view (1 to 179 degrees)")
+
     def check_covers(self, duration_s: float, fps: float, what: str, frames: int | None = None) -> str | None:
         """Raise Pano360Error unless the trajectory spans a video of ``duration_s`` seconds at ``fps``
         (its first frame within two frame periods, its last at least 90 % of the way: a duration

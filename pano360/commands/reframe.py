@@ -134,6 +134,7 @@ def command(
         from pano360.trajectory import Trajectory
 
         traj = Trajectory.load(follow)
+        traj.check_flat(f"--follow {follow}")
         if warning := traj.check_covers(info.duration_s, float(info.fps), f"--follow {follow}", info.frame_count if info.frame_count_exact else None):
             warn(warning)
         camera = adjusted_camera(follow_camera(traj), R_off, hfov)  # the clip's own FOV unless --hfov

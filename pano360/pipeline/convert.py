@@ -113,6 +113,7 @@ def _file_trajectory(info, opts: ConvertOptions) -> tuple[Trajectory, str | None
     """The trajectory file ``opts.trajectory``, checked against the video (before any work), and
     a warning when its frames do not match the video's."""
     traj = Trajectory.load(opts.trajectory)
+    traj.check_flat(f"trajectory {opts.trajectory}")
     if traj.width * info.height != traj.height * info.width:
         raise Pano360Error(f"trajectory {opts.trajectory} is for {traj.width}x{traj.height} frames, "
                            f"the video is {info.width}x{info.height}")

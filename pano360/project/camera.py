@@ -28,9 +28,9 @@ __all__ = [
 
 def check_clip_hfov(hfov_deg: float | None) -> None:
     """Raise UsageError unless ``hfov_deg`` (the user's ``--hfov``, when given) is a horizontal FOV a
-    flat clip can have: between 1 and 179 degrees."""
-    if hfov_deg is not None and not 1.0 < hfov_deg < 179.0:
-        raise UsageError(f"--hfov must be between 1 and 179 degrees, got {hfov_deg:g}")
+    flat clip can have: from 1 to 179 degrees."""
+    if hfov_deg is not None and not 1.0 <= hfov_deg <= 179.0:
+        raise UsageError(f"--hfov must be from 1 to 179 degrees, got {hfov_deg:g}")
 
 
 def focal_from_hfov(width: int, hfov_deg: float) -> float:
