@@ -25,6 +25,10 @@ from pano360.project.rotation import rotvec_to_matrix
 
 __all__ = ["direct_rotation", "rotation_homography"]
 
+# How far (in log focal) the alignment may take the focal length from its start: a guess of
+# 65 deg then covers 36-101 deg of true horizontal FOV.
+MAX_LOG_FOCAL_CHANGE = 0.6
+
 
 def rotation_homography(R: np.ndarray, width: int, height: int, focal: float) -> np.ndarray:
     """``H (3, 3)`` taking pixels of a view to pixels of the view turned by ``R`` (rays ``d' = R d``).
@@ -54,8 +58,39 @@ def _turned(rays: np.ndarray, R: np.ndarray, f: float, w: int, h: int) -> tuple[
     return f * d[:, 0] / z + (w / 2.0 - 0.5), f * d[:, 1] / z + (h / 2.0 - 0.5), d, d[:, 2] > 1e-6
 
 
+def _moved_px(R: np.ndarray, R_other: np.ndarray, f: float, w: int, h: int) -> float:
+    """How far (pixels, the most over the frame's corners and centre) two turns put a view's points apart."""
+    q = np.array([[0.0, 0.0], [-w / 2, -h / 2], [w / 2, -h / 2], [-w / 2, h / 2], [w / 2, h / 2]])
+    rays = np.concatenate([q / f, np.ones((5, 1))], axis=1)
+    a, b = rays @ R.T, rays @ R_other.T
+    a, b = a[:, :2] / a[:, 2:], b[:, :2] / b[:, 2:]
+    return float(f * np.linalg.norm(a - b, axis=1).max())
+
+
+def _robust_cost(cur: np.ndarray, px: np.ndarray, py: np.ndarray, refv: np.ndarray, sigma: float) -> float:
+    """Mean Huber cost (squared intensity units) of reference values ``refv`` against ``cur`` at pixels
+    ``(px, py)``, with the best gain and offset between them (inf when too few land on ``cur``)."""
+    h, w = cur.shape
+    inside = (px >= 0) & (px <= w - 1) & (py >= 0) & (py <= h - 1)
+    if inside.sum() < 50:
+        return math.inf
+    warped = cv2.remap(cur, px.astype(np.float32).reshape(1, -1), py.astype(np.float32).reshape(1, -1),
+                       cv2.INTER_LINEAR).ravel().astype(np.float64)[inside]
+    M = np.stack([refv[inside], np.ones(int(inside.sum()))], axis=1)
+    res = warped - M @ np.linalg.lstsq(M, warped, rcond=None)[0]
+    return float(np.mean(np.minimum(res * res, (1.345 * sigma) ** 2)))
+
+
+def _turned_cost(cur: np.ndarray, rays: np.ndarray, refv: np.ndarray, R: np.ndarray, f: float, sigma: float) -> float:
+    """:func:`_robust_cost` of reference pixels given as rays ``(n, 3)`` at focal ``f``, ``cur`` turned by ``R``."""
+    h, w = cur.shape
+    px, py, _, front = _turned(rays, R, f, w, h)
+    return _robust_cost(cur, np.where(front, px, -1.0), py, refv, sigma)
+
+
 def direct_rotation(ref: np.ndarray, cur: np.ndarray, focal: float, R0: np.ndarray | None = None, levels: int = 4,
                     max_points: int = 12000, max_iter: int = 20, focal_sigma: float = 0.3,
+                    max_std_px: float = 0.5, R_null: np.ndarray | None = None, min_gain: float = 0.2,
                     ) -> tuple[np.ndarray, float, float] | None:
     """The rotation ``R`` (rays of ``cur`` = ``R`` rays of ``ref``) and focal length that best align two
     gray views of a camera turning in place, and the correlation of the aligned pixels; None when
@@ -68,6 +103,17 @@ def direct_rotation(ref: np.ndarray, cur: np.ndarray, focal: float, R0: np.ndarr
             start by a prior of ``focal_sigma`` (in log focal) where the picture does not show it.
         R0: the starting guess (identity when None), e.g. the camera's last motion.
         levels: pyramid levels (the coarsest is ``2**(levels - 1)`` times smaller).
+        max_std_px: the alignment is refused (None) when its turn is known less precisely than this:
+            the standard deviation along its least certain axis, in pixels of ``ref``, from the
+            normal equations and the residuals' robust spread. A smooth gradient under sensor noise
+            lines up almost as well at any turn (correlation 0.99 from 0 to 2 deg); chained, such
+            alignments turned a still camera filming the sky by tens of degrees. Real weak texture
+            (hills, a lat/long grid) gives mostly 0.01-0.2 px.
+        R_null: the turn to hold to unless the pictures show otherwise (where the last frame was).
+            An alignment that puts the picture more than ``max_std_px`` away from it must lower the
+            robust cost by at least the share ``min_gain`` to be believed, else None. A camera
+            turning over texture of any kind lowered it by 0.4-0.6; sensor noise on a smooth sky,
+            lined up at a turn of its own, by 0.01-0.13 (it fits the noise).
 
     Returns:
         ``(R, focal, correlation)``.
@@ -134,13 +180,24 @@ def direct_rotation(ref: np.ndarray, cur: np.ndarray, focal: float, R0: np.ndarr
                 return None
             R = rotvec_to_matrix(step[:3]) @ R
             if free_f:
-                logf += float(np.clip(step[3], -0.1, 0.1))
+                # The prior holds the focal length where the picture does not show it; the bound
+                # keeps a near-degenerate alignment from wandering off to absurd ones (FOV 65 -> 160 deg).
+                logf = float(np.clip(logf + np.clip(step[3], -0.1, 0.1), logf0 - MAX_LOG_FOCAL_CHANGE, logf0 + MAX_LOG_FOCAL_CHANGE))
             gain += step[-2]
             offset += step[-1]
             if not 0.3 < gain < 3.0:
                 return None
             if f * np.linalg.norm(step[:3]) < 0.005 and (not free_f or abs(step[3]) < 1e-4):
                 break
+        if level == 0:
+            cov = np.linalg.pinv(A)[:3, :3] * sigma**2
+            std = f * math.sqrt(max(float(np.linalg.eigvalsh(cov).max()), 0.0))
+            if std > max_std_px:
+                return None
+            if R_null is not None and _moved_px(R, R_null, f, w, h) > max_std_px:
+                rays = np.stack([qx / f, qy / f, np.ones_like(qx, dtype=np.float64)], axis=1)
+                if not _turned_cost(c, rays, refv, R, f, sigma) < (1.0 - min_gain) * _turned_cost(c, rays, refv, R_null, f, sigma):
+                    return None
         a, b = warped, refv[inside]
         corr = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else 0.0
     return R, math.exp(logf), corr

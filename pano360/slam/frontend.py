@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from pano360.project.camera import focal_from_hfov
-from pano360.project.rotation import best_rotation
+from pano360.project.rotation import best_rotation, rotation_angle_deg
 from pano360.slam.direct import direct_rotation, rotation_homography
 from pano360.slam.framelog import FrameLog, FrameObs
 from pano360.slam.geometry import pixels_to_rays
@@ -323,13 +323,15 @@ class Tracker:
             self._prev_ref = None
             return None
         R0 = np.linalg.matrix_power(R_step, gap) @ R_last
-        found = direct_rotation(img, gray, self._direct_focal, R0)
-        if found is None or found[2] < self.config.bridge_min_cc:
+        found = direct_rotation(img, gray, self._direct_focal, R0, R_null=R_last)
+        still = False
+        if found is None or found[2] < self.config.bridge_min_cc or rotation_angle_deg(R0, R_last) > 0.05:
             # The last motion may be a poor guess (a jerk, or itself a poor alignment): from where
-            # the last aligned frame was instead.
-            again = direct_rotation(img, gray, self._direct_focal, R_last)
-            if again is not None and (found is None or again[2] > found[2]):
-                found = again
+            # the last aligned frame was too. On smooth pictures both starts line up almost equally
+            # well, and extrapolating a wrong motion alone turned a still camera round and round.
+            again = direct_rotation(img, gray, self._direct_focal, R_last, R_null=R_last)
+            if again is not None and (found is None or again[2] >= found[2]):
+                found, still = again, True
         if found is None or found[2] < self.config.bridge_min_cc:
             return None
         R, focal, cc = found
@@ -343,7 +345,8 @@ class Tracker:
         if kf is None:  # the clip's opening frame
             kf = self._trackless_keyframe(last, img)
         # The next frame continues from this one.
-        self._before_break = (kf, img, R, R @ R_last.T if gap == 1 else R_step, index)
+        step = R @ R_last.T if gap == 1 else (np.eye(3) if still else R_step)
+        self._before_break = (kf, img, R, step, index)
         return kf, pa[inside], pb[inside], cc, float(inside.mean())
 
     def _aligned_grid(self, ref: np.ndarray, gray: np.ndarray, R0: np.ndarray, **kwargs) -> tuple[np.ndarray, np.ndarray, float] | None:
