@@ -96,6 +96,10 @@ class Trajectory:
             raise Pano360Error("not a valid trajectory file: it holds no JSON object")
         if "frames" not in data and "keyframes" in data:
             raise Pano360Error("not a trajectory file but a keyframes file (that is reframe --path's)")
+        version = data.get("version", TRAJECTORY_VERSION)
+        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= TRAJECTORY_VERSION:
+            raise Pano360Error(f"trajectory file version {version!r}: this pano360 reads version {TRAJECTORY_VERSION}"
+                               + (" (written by a newer pano360?)" if isinstance(version, int) and version > TRAJECTORY_VERSION else ""))
         missing = [k for k in ("frames", "hfov_deg", "width", "height") if data.get(k) is None]
         if missing:
             raise Pano360Error(f"not a valid trajectory file: no {', '.join(repr(k) for k in missing)}")

@@ -285,9 +285,11 @@ def test_a_trajectory_of_another_clip_or_no_rotations_is_refused(tmp_path, capsy
     (tmp_path / "keys.json").write_text(json.dumps({"keyframes": [{"t": 0, "yaw": 10}]}))
     (tmp_path / "nohfov.json").write_text(json.dumps({**data, "hfov_deg": None}))
     (tmp_path / "video.json").write_bytes(src.read_bytes())
+    (tmp_path / "v2.json").write_text(json.dumps({**full.to_json(), "version": 2}))
     Trajectory(full.time_s, full.R, 360.0, 64, 32).save(tmp_path / "sphere.json")  # stabilize's, of a 360 video
     Trajectory(full.time_s, full.R, 0.001, 64, 32).save(tmp_path / "tiny.json")
-    for name, word in (("sphere", "is a 360 video's trajectory (hfov_deg 360), not a flat clip's"),
+    for name, word in (("v2", "trajectory file version 2: this pano360 reads version 1 (written by a newer pano360?)"),
+                       ("sphere", "is a 360 video's trajectory (hfov_deg 360), not a flat clip's"),
                        ("tiny", "hfov_deg 0.001 is no flat clip's field of view"),
                        ("two", "covers 0.00-0.10 s (2 frames), the video 0.00-1.10 s"), ("skew", "frame 3's R is no rotation"),
                        ("nan", "finite 3x3 rotation"), ("ragged", "finite 3x3 rotation"),

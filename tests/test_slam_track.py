@@ -142,6 +142,14 @@ def test_cli_writes_exactly_the_trajectory_file(erp, tmp_path, capsys):
     assert json.loads(out.read_text())["hfov_deg"] == 60.0  # exactly the given value, not 59.999999999999986
 
 
+def test_a_360_video_is_refused_in_one_line(tmp_path, capsys):
+    """track measures a flat clip's camera: a 360 video (Spherical Video metadata) is named, not tracked."""
+    code = main(["track", str(shared_file("video360/congo.mp4")), "-o", str(tmp_path / "t.json")])
+    err = capsys.readouterr().err
+    assert code == 1 and "already a 360 video" in err and "stabilize" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "t.json").exists()
+
+
 def test_black_clip_is_a_clear_error(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("PANO360_DEBUG", raising=False)
     with VideoWriter(tmp_path / "black.mp4", 160, 96, 10) as w:

@@ -49,6 +49,7 @@ def command(
 ) -> None:
     """Estimate every frame's camera rotation and the horizontal FOV; write the trajectory file."""
     from pano360.console import count, note, progress_enabled, stage_progress
+    from pano360.errors import Pano360Error
     from pano360.project.camera import check_clip_hfov
     from pano360.io.atomic import check_output_path
     from pano360.io.probe import validate_video_input
@@ -56,6 +57,9 @@ def command(
 
     check_clip_hfov(hfov)
     info = validate_video_input(input)
+    if info.spherical is not None:
+        raise Pano360Error(f"already a 360 video (Spherical Video {info.spherical.source} metadata): track measures a flat "
+                           f"clip's camera; stabilize --save-trajectory measures a 360 video's rotations: {input}")
     out = check_output_path(output, overwrite, (input,))
     if info.non_square_pixels:
         note(f"warning: {info.non_square_pixels}", quiet=False)
