@@ -96,6 +96,10 @@ def test_tag_real_video(tmp_path, capsys):
     code, _, _ = _run(["tag", str(src), str(out), "--stereo", "top-bottom", "-y", "-q"], capsys)
     code2, out_json, _ = _run(["info", "--json", str(out)], capsys)
     assert code == 0 and json.loads(out_json)["spherical"]["stereo"] == "top-bottom"
+    # --json: one object, like every command's
+    code, out_json, _ = _run(["tag", str(src), str(out), "--stereo", "left-right", "-y", "--json"], capsys)
+    assert code == 0 and json.loads(out_json) == {"output": str(out), "input": str(src), "projection": "equirectangular",
+                                                 "stereo": "left-right", "initial_view_deg": [0.0, 0.0, 0.0], "warnings": []}
 
 
 def test_retagging_keeps_the_stereo_layout_and_initial_view(tmp_path, capsys):

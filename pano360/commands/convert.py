@@ -19,7 +19,7 @@ OrientOpt = Annotated[str, typer.Option("--orientation", help="world: locked to 
 LevelOpt = Annotated[bool, typer.Option("--level", help="Estimate gravity and make the output's horizon level.")]
 PreviewOpt = Annotated[Optional[Path], typer.Option("--preview", help="Also write a PNG contact sheet of the result.")]
 CrfOpt = Annotated[int, typer.Option("--crf", help="x264 quality (lower is better, bigger).")]
-PresetOpt = Annotated[str, typer.Option("--preset", help="x264 speed preset (ultrafast keeps a 4K ERP near real time on 2 cores; veryfast makes files about half the size for ~1.4x the encoding CPU).")]
+PresetOpt = Annotated[str, typer.Option("--preset", help="x264 speed preset (ultrafast, the default, encodes fastest; veryfast makes files 2-5x smaller for ~1.4-1.8x the encoding time).")]
 # The Wan backend's options (used with --backend wan, or auto when it picks Wan).
 ModelOpt = Annotated[Optional[str], typer.Option("--model", help="Wan2.1 VACE model: a diffusers folder or hub id (or PANO360_MODEL).")]
 LoraOpt = Annotated[Optional[Path], typer.Option("--lora", help="Panorama LoRA safetensors for the Wan backend.")]

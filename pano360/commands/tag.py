@@ -1,14 +1,15 @@
-"""`pano360 tag IN OUT [--stereo ...] [-y]`: mark an equirectangular MP4 as 360 without re-encoding."""
+"""`pano360 tag IN OUT [--stereo ...] [--json] [-y]`: mark an equirectangular MP4 as 360 without re-encoding."""
 
 from __future__ import annotations
 
+import json
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from pano360.commands._options import OverwriteOpt, QuietOpt
+from pano360.commands._options import JsonOpt, OverwriteOpt, QuietOpt
 
 
 class Stereo(str, Enum):
@@ -23,6 +24,7 @@ def command(
     stereo: Annotated[Optional[Stereo], typer.Option("--stereo", help="Stereo layout of the frames (default: what the input's metadata says, else none).")] = None,
     faststart: Annotated[bool, typer.Option("--faststart/--keep-layout",
                                             help="Put the index (moov) first for streaming.")] = True,
+    json_output: JsonOpt = False,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -47,8 +49,15 @@ def command(
     if stereo is None:
         stereo = Stereo(old.stereo) if old is not None and old.stereo in {s.value for s in Stereo} else Stereo.none
     view = old.initial_view_deg if old is not None else (0.0, 0.0, 0.0)
+    warnings = []
     if abs(info.width - 2 * info.height) > 2 and stereo == Stereo.none:
-        note(f"warning: {info.width}x{info.height} is not 2:1; an equirectangular frame usually is")  # even with -q
+        warnings.append(f"{info.width}x{info.height} is not 2:1; an equirectangular frame usually is")
+        note(f"warning: {warnings[-1]}")  # even with -q
     with atomic_output(output, overwrite=overwrite) as tmp:
         inject_spherical(input, tmp, stereo=stereo.value, initial_view_deg=view, faststart=faststart)
-    typer.echo(f"wrote {output} (360 equirectangular, stereo {stereo.value})")  # the result line, -q or not
+    if json_output:
+        typer.echo(json.dumps({"output": str(output), "input": str(input), "projection": "equirectangular",
+                               "stereo": stereo.value, "initial_view_deg": list(view), "warnings": warnings},
+                              separators=(",", ":")))
+    else:
+        typer.echo(f"wrote {output} (360 equirectangular, stereo {stereo.value})")  # the result line, -q or not
