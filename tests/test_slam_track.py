@@ -263,6 +263,9 @@ def test_a_clip_of_noise_warns_once_per_kind(tmp_path):
     # Every frame breaks, or nearly: a 21 px window may hold one noise frame together (flagged low confidence).
     assert len(broke) == 1 and broke[0].startswith("frames 1-"), res.warnings
     assert len(res.warnings) <= 4
+    # Interpolated frames claim no inliers (noise corners once gave 288), and a still clip reports no
+    # rolling shutter it did not undo (47.5 ms, outside the searched 0-40 ms, was printed).
+    assert (res.trajectory.inliers[res.low_confidence] < 40).all() and res.stats["readout_ms"] == 0.0
 
 
 def test_fov_warning_says_when_only_direct_alignment_followed_the_turn(tmp_path):

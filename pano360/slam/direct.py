@@ -68,8 +68,9 @@ def _moved_px(R: np.ndarray, R_other: np.ndarray, f: float, w: int, h: int) -> f
 
 
 def _robust_cost(cur: np.ndarray, px: np.ndarray, py: np.ndarray, refv: np.ndarray, sigma: float) -> float:
-    """Mean Huber cost (squared intensity units) of reference values ``refv`` against ``cur`` at pixels
-    ``(px, py)``, with the best gain and offset between them (inf when too few land on ``cur``)."""
+    """Mean robust cost of reference values ``refv`` against ``cur`` at pixels ``(px, py)``: squared
+    residuals capped at Huber's threshold, after the best gain and offset between them (inf when
+    too few land on ``cur``)."""
     h, w = cur.shape
     inside = (px >= 0) & (px <= w - 1) & (py >= 0) & (py <= h - 1)
     if inside.sum() < 50:

@@ -244,8 +244,10 @@ def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg
     kf_frames = np.array([k.frame for k in kfs])
     omega = angular_velocity(times, R)
     readout, gain = search_readout(links, omega[kf_frames], w, h, f) if ok.sum() > 2 else (0.0, 0.0)
-    stats.update(readout_ms=1000 * readout, readout_gain=gain)
-    if readout > 0 and gain > 0.05:
+    applied = readout > 0 and gain > 0.05
+    # Only a readout that is undone is reported: a still or global-shutter clip's best guess is noise.
+    stats.update(readout_ms=1000 * readout if applied else 0.0, readout_gain=gain)
+    if applied:
         kf_omega = omega[kf_frames]
         ba = adjust(unroll_links(links + loops, kf_omega, readout, w, h, f), ba.R, w, h, hfov, solve_focal=solve_focal, priors=restarts)
         hfov = ba.hfov_deg
@@ -264,6 +266,7 @@ def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg
     if not ok.all():
         warnings.append(f"{frame_list(np.flatnonzero(~ok))}: nothing to track (black, blank or featureless, or only something moving on its own); rotations interpolated")
     inliers = frames.inliers()
+    inliers[~ok] = 0  # interpolated: no frame's own tracks hold them (a noise frame may have had many, all refused)
     weak = ok & (inliers < LOW_CONFIDENCE_INLIERS)
     if weak.any():
         warnings.append(f"{frame_list(np.flatnonzero(weak))}: few features (low texture or blur); low confidence")

@@ -86,7 +86,7 @@ def search_readout(links: list[Link], kf_omega: np.ndarray, width: int, height: 
     coarse = np.arange(4 * step_s, max_s + 1e-9, 4 * step_s)
     costs = [cost(float(t)) for t in coarse]
     centre = float(coarse[int(np.argmin(costs))])
-    fine = np.arange(max(step_s, centre - 3 * step_s), centre + 3 * step_s + 1e-9, step_s)
+    fine = np.arange(max(step_s, centre - 3 * step_s), min(max_s, centre + 3 * step_s) + 1e-9, step_s)
     fine_costs = [cost(float(t)) for t in fine]
     best = int(np.argmin(fine_costs))
     if fine_costs[best] >= c0:
