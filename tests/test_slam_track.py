@@ -142,6 +142,15 @@ def test_cli_writes_exactly_the_trajectory_file(erp, tmp_path, capsys):
     assert json.loads(out.read_text())["hfov_deg"] == 60.0  # exactly the given value, not 59.999999999999986
 
 
+def test_a_wrong_given_fov_is_named(clean_clip):
+    """The clip is 55 deg wide; given as 65 (the default guess) every link bends (degrees of error):
+    the pictures show the FOV, and the warning says so. The true FOV given: no warning."""
+    path, _ = clean_clip
+    wrong = track_clip(path, hfov_deg=65.0)
+    assert any("field of view near 55." in w and "not the given 65" in w for w in wrong.warnings), wrong.warnings
+    assert not any("not the given" in w for w in track_clip(path, hfov_deg=55.0).warnings)
+
+
 def test_a_360_video_is_refused_in_one_line(tmp_path, capsys):
     """track measures a flat clip's camera: a 360 video (Spherical Video metadata) is named, not tracked."""
     code = main(["track", str(shared_file("video360/congo.mp4")), "-o", str(tmp_path / "t.json")])
