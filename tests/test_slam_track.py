@@ -384,3 +384,15 @@ def test_a_still_camera_filming_the_sky_under_sensor_noise_does_not_turn(tmp_pat
     write_clip(tmp_path / "sky.mp4", erp, times, R, 60.0, 480, 270, 30.0, degrade=Degradations(noise_sigma=3.0))
     res = track_clip(tmp_path / "sky.mp4")
     assert rotation_angle_deg(res.trajectory.R, np.eye(3)).max() < 0.2  # measured 0.06
+
+
+def test_a_camera_that_only_rolls_is_told_apart(erp, tmp_path):
+    """Rolling about the optical axis shows no FOV: the warning says that (it said the motion did not
+    fit a turning camera and the rotations might be off), and the rotations are right."""
+    t = frame_times(1.5, 30.0)
+    times, R = path_from_euler(t, 0 * t, 0 * t, 20.0 * t)
+    truth = write_clip(tmp_path / "roll.mp4", erp, times, R, 50.0, 320, 180, 30.0)
+    res = track_clip(tmp_path / "roll.mp4")
+    fov = [w for w in res.warnings if w.startswith("the field of view cannot be measured")]
+    assert len(fov) == 1 and "only rolls about its optical axis" in fov[0], res.warnings
+    assert _errors(res.trajectory, truth)[1] < 0.2

@@ -219,7 +219,11 @@ def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg
     if hfov_source in ("metadata", "default"):
         why = "the camera hardly rotates"
         stats["turn_deg"] = turn = float(rotation_angle_deg(R_init, np.eye(3)).max())
-        if turn >= FOV_TURN_DEG and not math.isfinite(seed):
+        # How far the optical axis itself turned: a camera that only rolls about it shows no FOV.
+        axis_turn = float(np.degrees(np.arccos(np.clip(R_init[:, 2, 2], -1.0, 1.0))).max())
+        if turn >= FOV_TURN_DEG and axis_turn < FOV_TURN_DEG / 2:
+            why = "the camera only rolls about its optical axis, which does not show it"
+        elif turn >= FOV_TURN_DEG and not math.isfinite(seed):
             # It turns, but only direct alignments followed it: their focal length is a guess.
             why = "too few corners to measure it; the frames were aligned as wholes"
         elif turn >= FOV_TURN_DEG:
