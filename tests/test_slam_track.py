@@ -396,3 +396,15 @@ def test_a_camera_that_only_rolls_is_told_apart(erp, tmp_path):
     fov = [w for w in res.warnings if w.startswith("the field of view cannot be measured")]
     assert len(fov) == 1 and "only rolls about its optical axis" in fov[0], res.warnings
     assert _errors(res.trajectory, truth)[1] < 0.2
+
+
+def test_a_still_camera_through_a_black_flash_is_recognised_again(tmp_path):
+    """The real box.mp4 with a 0.2 s black flash: the first keyframe after it could
+    not be matched to the view before, and the frames after were reported as a break never
+    recognised again. The next keyframes of that stretch are now tried against the earlier ones."""
+    with VideoWriter(tmp_path / "flash.mp4", 640, 480, 29.97, reproducible=True) as w:
+        for f in iter_frames(shared_file("clips/box.mp4")):
+            w.write(np.zeros_like(f.rgb) if 90 <= f.index < 96 else f.rgb)
+    res = track_clip(tmp_path / "flash.mp4")
+    assert not any("tracking broke" in w for w in res.warnings), res.warnings
+    assert any(w.startswith("frames 90-95: nothing to track") for w in res.warnings), res.warnings

@@ -86,6 +86,8 @@ def loop_links(keyframes: list[Keyframe], R: np.ndarray, width: int, height: int
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
     gen = np.random.default_rng(0)
     links = []
+    segment = [k.segment for k in keyframes]
+    anchored = {segment[0]} if keyframes else set()  # segments tied to an earlier one by a link found here
     for b in range(len(keyframes)):
         kb = keyframes[b]
         if kb.orb_desc is None or len(kb.orb_pts) < min_inliers:
@@ -98,7 +100,14 @@ def loop_links(keyframes: list[Keyframe], R: np.ndarray, width: int, height: int
         else:  # the closest few in angle are enough; more only cost time
             # One row of angles at a time: the whole table would grow with the square of the clip's length.
             ang = rotation_angle_deg(R[: max(b - min_gap + 1, 0)], R[b][None])
-            cands = sorted((a for a in np.flatnonzero(ang < 0.6 * hfov_deg).tolist()), key=lambda a: ang[a])[:3]
+            near = sorted(np.flatnonzero(ang < 0.6 * hfov_deg).tolist(), key=lambda a: ang[a])
+            cands = near[:3]
+            if kb.segment not in anchored:
+                # A segment its restart could not tie back (the first frames after a flash were too
+                # dark to match) keeps trying the earlier segments' nearest keyframes, however recent.
+                before = np.flatnonzero(np.asarray(segment[:b]) < kb.segment)
+                ang_before = rotation_angle_deg(R[before], R[b][None])
+                cands += [int(a) for a in before[np.argsort(ang_before)] if a not in cands][:3]
         for a in cands:
             ka = keyframes[a]
             if ka.orb_desc is None or len(ka.orb_pts) < min_inliers:
@@ -119,6 +128,8 @@ def loop_links(keyframes: list[Keyframe], R: np.ndarray, width: int, height: int
             idx = np.flatnonzero(inl)
             idx = idx[np.linspace(0, len(idx) - 1, min(len(idx), max_points)).round().astype(int)]
             links.append(Link(a, b, pa[idx], pb[idx], loop=True))
+            if segment[a] < kb.segment and segment[a] in anchored:
+                anchored.add(kb.segment)
             if restart:
                 break
     return links
