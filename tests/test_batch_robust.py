@@ -150,6 +150,8 @@ def test_glob_is_case_insensitive_takes_braces_and_only_videos(tmp_path, capsys)
     (["--backend", "wan"], "the Wan backend needs --model DIR|HUB_ID (or PANO360_MODEL)"),
     (["--backend", "gan"], "--backend must be one of auto, mosaic, wan, got 'gan'"),
     (["--ray-address", "garbage"], "not a Ray address: 'garbage' (expected host:port or ray://host:port)"),
+    (["--steps", "0"], "--steps must be >= 1, got 0"),
+    (["--gen-width", "100"], "--gen-width must be a multiple of 32 and >= 64 (height = width / 2), got 100"),
 ])
 def test_bad_flags_are_usage_errors_before_any_job(tmp_path, monkeypatch, capsys, flags, message):
     monkeypatch.delenv("PANO360_MODEL", raising=False)

@@ -112,6 +112,8 @@ def command(
             check_ray_address(ray_address)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+    # The Wan numbers too (--steps 0 failed every job, one by one).
+    wan = wan_kwargs(lora, lora_scale, prompt, negative_prompt, steps, guidance, shift, seed, gen_width, offload, quiet=True)
     notes: list[str] = []
     found = discover_jobs(in_dir, out_dir, glob, notes)
     if not found:
@@ -128,7 +130,7 @@ def command(
         note(f"batch: {len(found)} video{'s' if len(found) != 1 else ''}, backend {name} ({reason})" + (", on Ray" if ray else f", {jobs} at a time"), not loud)
         opts = dict(backend=name, width=width, hfov_deg=hfov, orientation=orientation, level=level, crf=crf, preset=preset,
                     model=model, device=device,
-                    wan=wan_kwargs(lora, lora_scale, prompt, negative_prompt, steps, guidance, shift, seed, gen_width, offload, quiet=True))
+                    wan=wan)
 
         def progress(job, rec) -> None:
             if not loud:  # -q or --json: a job's warnings still show, as convert's do

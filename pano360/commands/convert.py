@@ -38,10 +38,10 @@ DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="Torch device
 def wan_kwargs(lora: Optional[Path], lora_scale: float, prompt: str, negative_prompt: str, steps: int, guidance: float,
                shift: Optional[float], seed: int, gen_width: int, offload: bool, quiet: bool = False) -> dict:
     """The WanBackend keyword arguments from the command's Wan flags, whose numbers are checked up front
-    (a NaN or infinite ``--lora-scale``/``--guidance``/``--shift`` is a usage error before any work)."""
-    from pano360.generate.wan.loading import check_finite
+    (``--steps 0``, ``--gen-width 100`` or a NaN ``--guidance`` is a usage error before any work)."""
+    from pano360.generate.wan.loading import check_settings
 
-    check_finite(lora_scale=lora_scale, guidance=guidance, shift=shift)
+    check_settings(steps, guidance, shift, gen_width, lora_scale)
     return dict(lora=str(lora) if lora else None, lora_scale=lora_scale, prompt=prompt, negative_prompt=negative_prompt,
                 steps=steps, guidance=guidance, shift=shift, seed=seed, gen_width=gen_width, offload=offload, quiet=quiet)
 

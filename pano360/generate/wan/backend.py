@@ -18,7 +18,7 @@ import numpy as np
 
 from pano360.canvas import Canvas
 from pano360.errors import Pano360Error, UsageError
-from pano360.generate.wan.loading import check_device, check_finite
+from pano360.generate.wan.loading import check_device, check_settings
 from pano360.generate.wan.windows import check_window, round_up_4k1
 
 __all__ = ["MODEL_ENV", "WanBackend", "wan_available"]
@@ -106,20 +106,8 @@ class WanBackend:
         progress=None,
         quiet: bool = False,
     ):
-        check_finite(lora_scale=lora_scale, guidance=guidance, shift=shift, blend_ratio=blend_ratio)
+        check_settings(steps, guidance, shift, gen_width, lora_scale, blend_ratio, scheduler)
         check_device(device)
-        if gen_width < 64 or gen_width % 32:
-            raise UsageError(f"--gen-width must be a multiple of 32 and >= 64 (height = width / 2), got {gen_width}")
-        if steps < 1:
-            raise UsageError(f"--steps must be >= 1, got {steps}")
-        if guidance < 0:
-            raise UsageError(f"--guidance must be >= 0, got {guidance}")
-        if shift is not None and shift <= 0:
-            raise UsageError(f"--shift must be > 0, got {shift}")
-        if blend_ratio and blend_ratio < 2:
-            raise UsageError(f"blend ratio must be 0 (off) or >= 2, got {blend_ratio}")
-        if scheduler not in ("euler", "unipc"):
-            raise UsageError(f"scheduler must be euler or unipc, got {scheduler!r}")
         check_window(window, overlap)
         self.prompt, self.negative_prompt = prompt, negative_prompt
         self.steps, self.guidance, self.seed = int(steps), float(guidance), int(seed)

@@ -23,6 +23,7 @@ __all__ = [
     "WanComponents",
     "check_device",
     "check_finite",
+    "check_settings",
     "check_model_folder",
     "read_config",
     "resolve_device",
@@ -135,6 +136,32 @@ def check_finite(**flags: float | None) -> None:
         if value is not None and not math.isfinite(value):
             raise UsageError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
 
+
+
+def check_settings(steps: int, guidance: float, shift: float | None, gen_width: int, lora_scale: float = 1.0,
+                   blend_ratio: float = 16.0, scheduler: str = "euler") -> None:
+    """Raise UsageError unless the Wan backend's numbers make sense; called by the commands before any
+    work (batch: before any job) and by :class:`~pano360.generate.wan.backend.WanBackend`.
+
+    >>> check_settings(30, 5.0, None, 1024)
+    >>> check_settings(0, 5.0, None, 1024)
+    Traceback (most recent call last):
+    ...
+    pano360.errors.UsageError: --steps must be >= 1, got 0
+    """
+    check_finite(lora_scale=lora_scale, guidance=guidance, shift=shift, blend_ratio=blend_ratio)
+    if gen_width < 64 or gen_width % 32:
+        raise UsageError(f"--gen-width must be a multiple of 32 and >= 64 (height = width / 2), got {gen_width}")
+    if steps < 1:
+        raise UsageError(f"--steps must be >= 1, got {steps}")
+    if guidance < 0:
+        raise UsageError(f"--guidance must be >= 0, got {guidance}")
+    if shift is not None and shift <= 0:
+        raise UsageError(f"--shift must be > 0, got {shift}")
+    if blend_ratio and blend_ratio < 2:
+        raise UsageError(f"blend ratio must be 0 (off) or >= 2, got {blend_ratio}")
+    if scheduler not in ("euler", "unipc"):
+        raise UsageError(f"scheduler must be euler or unipc, got {scheduler!r}")
 
 def resolve_device(device: str | None):
     """``torch.device`` to run on: ``cuda`` when present; the CPU only when asked for by name."""
