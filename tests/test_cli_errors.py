@@ -348,3 +348,29 @@ def test_a_trajectory_with_other_frames_passes_with_a_warning():
     assert traj(280).check_covers(10.0, 30.0, "t.json", frames=None) is None  # no exact count to hold it to
     warning = traj(280).check_covers(10.0, 30.0, "t.json", frames=300)
     assert "t.json has 280 frames, the video 300" in warning
+
+
+def test_a_stop_while_a_temporary_file_is_made_is_held_until_it_can_be_removed(tmp_path, monkeypatch):
+    """Ctrl-C the moment the hidden temp file appears (a loaded 2-core machine can pause the process
+    right after mkstemp) left it behind: the signal is held until the file is in charge of someone,
+    then delivered, and the file removed."""
+    import signal
+    import tempfile
+
+    from pano360.io.atomic import atomic_output
+    from pano360.io.spherical import spherical_output
+
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp_then_ctrl_c(*args, **kwargs):
+        made = real_mkstemp(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # arrives right after the file exists
+        return made
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp_then_ctrl_c)
+    for make in (atomic_output, spherical_output):
+        reached = []
+        with pytest.raises(KeyboardInterrupt):
+            with make(tmp_path / "o.mp4"):
+                reached.append(make.__name__)
+        assert reached == [] and list(tmp_path.iterdir()) == [], make.__name__

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Iterator
 
 from pano360.errors import Pano360Error, UsageError
+from pano360.signals import held_stop_signals
 
 __all__ = ["check_output_path", "atomic_output", "naming_output", "MP4_OUTPUT_SUFFIXES"]
 
@@ -82,13 +83,15 @@ def atomic_output(output: str | Path, overwrite: bool = False) -> Iterator[Path]
         raise UsageError(f"output folder does not exist: {parent}")
     if out.is_dir():
         raise UsageError(f"output is a folder, not a file: {out}")
+    tmp = None
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=f".part{out.suffix}", dir=parent)
-    except OSError as exc:
-        raise Pano360Error(f"cannot write in {parent}: {exc.strerror}") from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+        with held_stop_signals():  # the file exists only once something is there to remove it
+            try:
+                fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=f".part{out.suffix}", dir=parent)
+            except OSError as exc:
+                raise Pano360Error(f"cannot write in {parent}: {exc.strerror}") from None
+            tmp = Path(tmp_name)
+            os.close(fd)
         yield tmp
         if not tmp.exists() or tmp.stat().st_size == 0:
             raise Pano360Error(f"nothing was written for {out}")
@@ -96,6 +99,8 @@ def atomic_output(output: str | Path, overwrite: bool = False) -> Iterator[Path]
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, out)
     except BaseException as exc:
+        if tmp is None:
+            raise
         tmp.unlink(missing_ok=True)
         raise naming_output(exc, tmp, out)
 

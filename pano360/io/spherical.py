@@ -343,17 +343,22 @@ def spherical_output(out: str | Path, overwrite: bool = False, stereo: str = "no
     import tempfile
 
     from pano360.io.atomic import check_output_path, naming_output
+    from pano360.signals import held_stop_signals
 
     out = Path(out)
     check_output_path(out, overwrite)
     _stereo_name(stereo)
     parent = out.parent if str(out.parent) else Path(".")
-    fd, name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".enc.mp4", dir=parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp = None
     try:
+        with held_stop_signals():  # the file exists only once something is there to remove it
+            fd, name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".enc.mp4", dir=parent)
+            tmp = Path(name)
+            os.close(fd)
         yield tmp
     except BaseException as exc:
+        if tmp is None:
+            raise
         tmp.unlink(missing_ok=True)
         raise naming_output(exc, tmp, out)
     finalize_360(tmp, out, stereo=stereo, overwrite=overwrite, initial_view_deg=initial_view_deg)
