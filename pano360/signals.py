@@ -7,9 +7,10 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-__all__ = ["Terminated", "held_stop_signals", "install_signal_handlers"]
+__all__ = ["STOP_SIGNALS", "Terminated", "held_stop_signals", "install_signal_handlers"]
 
-_STOP_SIGNALS = {getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)}
+# The signals that stop a command: Ctrl-C, kill (SIGTERM), a closed terminal (SIGHUP).
+STOP_SIGNALS = frozenset(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
 class Terminated(BaseException):
@@ -48,7 +49,7 @@ def held_stop_signals() -> Iterator[None]:
     def hold(signum: int, _frame) -> None:
         arrived.append(signum)
 
-    old = {s: signal.signal(s, hold) for s in _STOP_SIGNALS}
+    old = {s: signal.signal(s, hold) for s in STOP_SIGNALS}
     try:
         yield
     finally:

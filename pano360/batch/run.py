@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from pano360.batch.jobs import Job, is_complete
+from pano360.signals import STOP_SIGNALS
 
 __all__ = ["check_ray_address", "convert_one", "run_batch", "summarize", "write_report"]
 
@@ -207,9 +208,6 @@ def _remove_temp_files(output: Path) -> None:
                     os.unlink(entry.path)
 
 
-_STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
-
-
 def _death(exitcode: int | None) -> str:
     """A job's error when its worker process ended without an answer."""
 
@@ -222,7 +220,7 @@ def _death(exitcode: int | None) -> str:
     if exitcode is not None and exitcode < 0:
         hint = " (the system's out-of-memory killer, or kill -9?)" if -exitcode == signal.SIGKILL else ""
         return f"worker process died: killed by {name(-exitcode)}{hint}"
-    if exitcode is not None and exitcode - 128 in _STOP_SIGNALS:  # it unwound on a signal (only its own)
+    if exitcode is not None and exitcode - 128 in STOP_SIGNALS:  # it unwound on a signal (only its own)
         return f"worker process stopped by {name(exitcode - 128)}"
     return f"worker process died (exit code {exitcode}) before it reported"
 
@@ -233,7 +231,7 @@ def _stop_worker(signum: int, _frame: Any) -> None:
     would raise "signal ignored due to race condition" for one already on its way."""
     from pano360.signals import Terminated
 
-    for s in _STOP_SIGNALS:
+    for s in STOP_SIGNALS:
         signal.signal(s, _deaf)
     raise Terminated(signum)
 
@@ -248,7 +246,7 @@ def _worker(conn: Connection, work: Callable[[str, str, dict], dict], input_path
     parent reports, and stops the batch on Ctrl-C/SIGTERM/SIGHUP)."""
     code = 1
     try:
-        for s in _STOP_SIGNALS:
+        for s in STOP_SIGNALS:
             signal.signal(s, _stop_worker)
         conn.send(work(input_path, output_path, opts_dict))
         code = 0

@@ -79,17 +79,16 @@ def command(
 ) -> None:
     """Convert every video under IN_DIR to a 360 MP4 under OUT_DIR; finished outputs are skipped,
     a failed file does not stop the rest, and the exit code is 1 if any file failed."""
-    import os
-
     from pano360.batch import discover_jobs, run_batch
     from pano360.batch.run import check_ray_address, write_report
     from pano360.console import note, stderr
     from pano360.errors import Pano360Error, UsageError
-    from pano360.generate.select import BACKENDS, MODEL_ENV, choose_backend
+    from pano360.generate.select import choose_backend
+    from pano360.generate.wan.loading import model_name, require_model
     from pano360.io.atomic import check_output_path
     from pano360.io.writer import check_encoder_settings
     from pano360.pipeline.convert import check_width
-    from pano360.pipeline.orient import ORIENTATIONS
+    from pano360.pipeline.orient import check_orientation
     from pano360.project.camera import check_clip_hfov
 
     if jobs < 1:
@@ -100,13 +99,10 @@ def command(
     check_width(width)
     check_encoder_settings("h264", crf, preset)
     check_clip_hfov(hfov)
-    if orientation not in ORIENTATIONS:
-        raise UsageError(f"--orientation must be one of {', '.join(ORIENTATIONS)}, got {orientation!r}")
-    if backend not in BACKENDS:
-        raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    model = model or os.environ.get(MODEL_ENV) or None  # passed on: Ray workers may not have the variable
-    if backend == "wan" and not model:
-        raise UsageError(f"the Wan backend needs --model DIR|HUB_ID (or {MODEL_ENV})")
+    check_orientation(orientation)
+    name, reason = choose_backend(backend, model, device)
+    # Passed on to the jobs: Ray workers may not have $PANO360_MODEL.
+    model = (require_model(model) if name == "wan" else model_name(model)) or None
     if ray_address:
         try:
             check_ray_address(ray_address)
@@ -125,7 +121,6 @@ def command(
         if report is not None:  # checked before any work; a report is rewritten by each run
             check_output_path(report, True, tuple(j.input for j in found), (".json",), what="--report",
                               other_outputs=tuple(("output", j.output) for j in found))
-        name, reason = choose_backend(backend, model, device)
         loud = not (quiet or json_output)
         note(f"batch: {len(found)} video{'s' if len(found) != 1 else ''}, backend {name} ({reason})" + (", on Ray" if ray else f", {jobs} at a time"), not loud)
         opts = dict(backend=name, width=width, hfov_deg=hfov, orientation=orientation, level=level, crf=crf, preset=preset,

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 from pano360.errors import UsageError
+from pano360.generate.wan.loading import MODEL_ENV, model_name
 
-__all__ = ["BACKENDS", "choose_backend"]
+__all__ = ["BACKENDS", "MODEL_ENV", "choose_backend"]
 
 BACKENDS = ("auto", "mosaic", "wan")
-MODEL_ENV = "PANO360_MODEL"
 
 
 def choose_backend(requested: str, model: str | None = None, device: str | None = None) -> tuple[str, str]:
@@ -25,7 +23,7 @@ def choose_backend(requested: str, model: str | None = None, device: str | None 
         return "mosaic", "asked for with --backend mosaic"
     if requested == "wan":
         return "wan", "asked for with --backend wan"
-    name = model or os.environ.get(MODEL_ENV, "")
+    name = model_name(model)
     if not name:
         return "mosaic", f"no Wan model configured (--model or {MODEL_ENV})"
     if device is not None and device.startswith("cpu"):

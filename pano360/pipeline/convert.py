@@ -196,7 +196,7 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
     from pano360.io.spherical import spherical_output
     from pano360.io.writer import VideoWriter, check_encoder_settings
     from pano360.project.camera import check_clip_hfov
-    from pano360.pipeline.orient import ORIENTATIONS, follow_shifts, heading_deg
+    from pano360.pipeline.orient import check_orientation, follow_shifts, heading_deg
     from pano360.prefetch import prefetch
 
     t_start = time.perf_counter()
@@ -205,8 +205,7 @@ def convert_video(input_path: str | Path, output_path: str | Path, opts: Convert
     width = check_width(opts.width)
     check_encoder_settings("h264", opts.crf, opts.preset)
     height = width // 2
-    if opts.orientation not in ORIENTATIONS:
-        raise UsageError(f"--orientation must be one of {', '.join(ORIENTATIONS)}, got {opts.orientation!r}")
+    check_orientation(opts.orientation)
     check_clip_hfov(opts.hfov_deg)
     info = validate_video_input(src)
     if info.spherical is not None:

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from pano360.errors import UsageError
 from pano360.project.rotation import smooth_rotations
 
-__all__ = ["ORIENTATIONS", "heading_deg", "follow_shifts"]
+__all__ = ["ORIENTATIONS", "check_orientation", "heading_deg", "follow_shifts"]
 
 ORIENTATIONS = ("world", "follow")
+
+
+def check_orientation(orientation: str) -> None:
+    """Raise UsageError unless ``orientation`` (the ``--orientation`` flag) is one of :data:`ORIENTATIONS`."""
+    if orientation not in ORIENTATIONS:
+        raise UsageError(f"--orientation must be one of {', '.join(ORIENTATIONS)}, got {orientation!r}")
 
 
 def heading_deg(times: np.ndarray, R: np.ndarray, tau_s: float = 1.0) -> np.ndarray:

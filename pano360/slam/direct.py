@@ -67,12 +67,13 @@ def _moved_px(R: np.ndarray, R_other: np.ndarray, f: float, w: int, h: int) -> f
     return float(f * np.linalg.norm(a - b, axis=1).max())
 
 
-def _robust_cost(cur: np.ndarray, px: np.ndarray, py: np.ndarray, refv: np.ndarray, sigma: float) -> float:
-    """Mean robust cost of reference values ``refv`` against ``cur`` at pixels ``(px, py)``: squared
-    residuals capped at Huber's threshold, after the best gain and offset between them (inf when
-    too few land on ``cur``)."""
+def _turned_cost(cur: np.ndarray, rays: np.ndarray, refv: np.ndarray, R: np.ndarray, f: float, sigma: float) -> float:
+    """Mean robust cost of the reference pixels (rays ``(n, 3)`` at focal ``f``, values ``refv``)
+    against ``cur`` turned by ``R``: squared residuals capped at Huber's threshold, after the best
+    gain and offset between them (inf when too few land on ``cur``)."""
     h, w = cur.shape
-    inside = (px >= 0) & (px <= w - 1) & (py >= 0) & (py <= h - 1)
+    px, py, _, front = _turned(rays, R, f, w, h)
+    inside = front & (px >= 0) & (px <= w - 1) & (py >= 0) & (py <= h - 1)
     if inside.sum() < 50:
         return math.inf
     warped = cv2.remap(cur, px.astype(np.float32).reshape(1, -1), py.astype(np.float32).reshape(1, -1),
@@ -80,13 +81,6 @@ def _robust_cost(cur: np.ndarray, px: np.ndarray, py: np.ndarray, refv: np.ndarr
     M = np.stack([refv[inside], np.ones(int(inside.sum()))], axis=1)
     res = warped - M @ np.linalg.lstsq(M, warped, rcond=None)[0]
     return float(np.mean(np.minimum(res * res, (1.345 * sigma) ** 2)))
-
-
-def _turned_cost(cur: np.ndarray, rays: np.ndarray, refv: np.ndarray, R: np.ndarray, f: float, sigma: float) -> float:
-    """:func:`_robust_cost` of reference pixels given as rays ``(n, 3)`` at focal ``f``, ``cur`` turned by ``R``."""
-    h, w = cur.shape
-    px, py, _, front = _turned(rays, R, f, w, h)
-    return _robust_cost(cur, np.where(front, px, -1.0), py, refv, sigma)
 
 
 def direct_rotation(ref: np.ndarray, cur: np.ndarray, focal: float, R0: np.ndarray | None = None, levels: int = 4,

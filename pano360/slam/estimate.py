@@ -186,12 +186,13 @@ def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg
     # 1. Field of view.
     hfov_source = "user"
     hfov = hfov_deg
-    seed = math.nan
     fov_fit = None  # an adjustment of the tracks alone with the FOV solved, when needed
+    # Searched with --hfov given too: a wrong one bends every link (true 50 deg given as 55: 8 deg
+    # median error), and where the pictures show the FOV clearly the warning says so.
+    seed, contrast = search_hfov(tracked, w, h)
+    stats["hfov_search_deg"] = seed
+    stats["hfov_contrast"] = contrast
     if hfov is None:
-        seed, contrast = search_hfov(tracked, w, h)
-        stats["hfov_search_deg"] = seed
-        stats["hfov_contrast"] = contrast
         measured = math.isfinite(seed) and contrast > FOV_CONTRAST
         if math.isfinite(seed) and 0 < contrast <= FOV_CONTRAST:
             # A shallow search minimum (noise, blur, a rolling shutter, a narrow lens) may still pin the
@@ -205,13 +206,9 @@ def _solve(tracker: Tracker, times: np.ndarray, out_w: int, out_h: int, hfov_deg
             hfov = hfov_hint if hfov_hint is not None else DEFAULT_HFOV_DEG
             hfov_source = "metadata" if hfov_hint is not None else "default"
             fov_fit = None
-    else:
-        # A wrong --hfov bends every link (true 50 deg given as 55: 8 deg median error): where the
-        # pictures show the FOV clearly, say so when they disagree with the given one.
-        seen, contrast = search_hfov(tracked, w, h)
-        if math.isfinite(seen) and contrast > FOV_CONTRAST and abs(seen / hfov - 1) > USER_FOV_MISMATCH:
-            warnings.append(f"the pictures show a field of view near {seen:.1f} deg, not the given {hfov:g}; "
-                            f"rotations may be off by degrees (a zoomed or cropped clip? leave out --hfov to measure it)")
+    elif math.isfinite(seed) and contrast > FOV_CONTRAST and abs(seed / hfov - 1) > USER_FOV_MISMATCH:
+        warnings.append(f"the pictures show a field of view near {seed:.1f} deg, not the given {hfov:g}; "
+                        f"rotations may be off by degrees (a zoomed or cropped clip? leave out --hfov to measure it)")
     solve_focal = hfov_source == "estimated"
     # 2. Keyframe rotations, adjusted; then loops closed and adjusted again.
     f = focal_from_hfov(w, hfov)

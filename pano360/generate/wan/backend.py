@@ -9,7 +9,6 @@ real pixels at the canvas size (``decode.composite``). Memory holds one window.
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -18,22 +17,15 @@ import numpy as np
 
 from pano360.canvas import Canvas
 from pano360.errors import Pano360Error, UsageError
-from pano360.generate.wan.loading import check_device, check_settings
+from pano360.generate.wan.loading import MODEL_ENV, check_device, check_settings, model_name, require_model
 from pano360.generate.wan.windows import check_window, round_up_4k1
 
 __all__ = ["MODEL_ENV", "WanBackend", "wan_available"]
 
-MODEL_ENV = "PANO360_MODEL"
-
-
-def _model_arg(model: str | Path | None) -> str:
-    return str(model) if model else os.environ.get(MODEL_ENV, "")
-
-
 def wan_available(model: str | Path | None = None) -> tuple[bool, str]:
     """Whether ``--backend auto`` can pick Wan: a model (arg or ``PANO360_MODEL``) that resolves
     to a complete VACE folder, and a CUDA GPU. Returns ``(ok, reason)``; loads no weights."""
-    name = _model_arg(model)
+    name = model_name(model)
     if not name:
         return False, f"no Wan model configured (--model or {MODEL_ENV})"
     import torch
@@ -119,10 +111,7 @@ class WanBackend:
         from pano360.generate.wan.pipeline import WanOutpaintPipeline
 
         if components is None:
-            name = _model_arg(model)
-            if not name:
-                raise UsageError(f"the Wan backend needs --model DIR|HUB_ID (or {MODEL_ENV})")
-            components = load_wan_components(name, device=device, dtype=dtype, offload=offload, quiet=quiet)
+            components = load_wan_components(require_model(model), device=device, dtype=dtype, offload=offload, quiet=quiet)
         self.components = components
         self.lora_tensors = 0
         if lora:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,13 +20,16 @@ from pano360.errors import Pano360Error, UsageError
 
 __all__ = [
     "COMPONENTS",
+    "MODEL_ENV",
     "OOM_HINT",
     "WanComponents",
     "check_device",
     "check_finite",
     "check_settings",
+    "model_name",
     "check_model_folder",
     "read_config",
+    "require_model",
     "resolve_device",
     "resolve_dtype",
     "resolve_model_folder",
@@ -73,6 +77,22 @@ class WanComponents:
             module.to("cpu")
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
+
+
+MODEL_ENV = "PANO360_MODEL"
+
+
+def model_name(model: str | os.PathLike | None) -> str:
+    """The Wan model to use: ``--model``, else ``$PANO360_MODEL``, else ``""``."""
+    return str(model) if model else os.environ.get(MODEL_ENV, "")
+
+
+def require_model(model: str | os.PathLike | None) -> str:
+    """:func:`model_name`, or UsageError when there is none (the Wan backend cannot run without one)."""
+    name = model_name(model)
+    if not name:
+        raise UsageError(f"the Wan backend needs --model DIR|HUB_ID (or {MODEL_ENV})")
+    return name
 
 
 @contextmanager
